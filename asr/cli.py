@@ -1,0 +1,184 @@
+"""The `asr` command. Subcommands that need torch (train, export) import it lazily."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _fail(msg: str) -> None:
+    print(f"asr: {msg}", file=sys.stderr)
+
+
+def _load_recognizer(args):
+    from .endpoint import EndpointConfig
+    from .recognizer import Recognizer
+
+    endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
+    return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="execution provider (auto: CUDA when it loads, else CPU)")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
+    p.add_argument("--silence-after-speech", type=float, default=1.0, metavar="S",
+                   help="close a segment after this much trailing silence (default 1.0)")
+    p.add_argument("--silence-without-speech", type=float, default=2.4, metavar="S",
+                   help="reset after this much audio with nothing recognised (default 2.4)")
+    p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
+
+
+def cmd_transcribe(args) -> int:
+    from .audio import AudioError
+    from .writers import render
+
+    rec = _load_recognizer(args)
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    failed = 0
+    for path in args.files:
+        try:
+            document = render(list(rec.transcribe(path)), args.format)
+        except AudioError as e:
+            print(f"asr: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        if args.output_dir:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            _write_atomic(os.path.join(args.output_dir, f"{stem}.{args.format}"), document)
+        else:
+            if len(args.files) > 1:
+                print(f"==> {path} <==")
+            sys.stdout.write(document)
+            sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def _write_atomic(path: str, text: str) -> None:
+    tmp = f"{path}.part"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def cmd_info(args) -> int:
+    from .model import OnnxAcousticModel
+    from .recognizer import default_model_path
+
+    model = OnnxAcousticModel(args.model or default_model_path(), device="cpu")
+    print(json.dumps({"path": model.path, **model.info.summary()}, indent=2))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate_manifest
+
+    rec = _load_recognizer(args)
+    report = evaluate_manifest(rec, args.manifest, progress=not args.json)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for corpus, part in report["by_corpus"].items():
+            print(f"{corpus}: WER {part['wer']:.2%}  CER {part['cer']:.2%}  ({part['utterances']} utterances)")
+        print(f"all: WER {report['wer']:.2%}  CER {report['cer']:.2%}  RTF {report['rtf']:.4f}  "
+              f"({report['utterances']} utterances, {report['audio_seconds'] / 60:.1f} min, {report['failed']} failed)")
+    return 1 if report["failed"] else 0
+
+
+def cmd_live(args) -> int:
+    from .live import run_live
+
+    return run_live(_load_recognizer(args), args)
+
+
+def cmd_devices(args) -> int:
+    from .live import list_devices
+
+    return list_devices()
+
+
+def cmd_train(args) -> int:
+    from training.cli import run
+
+    return run(args)
+
+
+def cmd_export(args) -> int:
+    from export.cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
+    p.add_argument("--version", action="version", version=f"asr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("transcribe", help="transcribe audio files")
+    t.add_argument("files", nargs="+", metavar="FILE")
+    t.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
+    t.add_argument("--output-dir", help="write FILE-stem.FORMAT here instead of printing")
+    _add_model_args(t)
+    t.set_defaults(func=cmd_transcribe)
+
+    i = sub.add_parser("info", help="print a model's metadata")
+    i.add_argument("model", nargs="?", help="model .onnx file (default: the bundled model)")
+    i.set_defaults(func=cmd_info)
+
+    e = sub.add_parser("eval", help="WER, CER and real-time factor on a JSONL manifest")
+    e.add_argument("manifest")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_model_args(e)
+    e.set_defaults(func=cmd_eval)
+
+    lv = sub.add_parser("live", help="transcribe the microphone as you speak")
+    lv.add_argument("--input", dest="input_device", help="input device index or name substring (see `asr devices`)")
+    lv.add_argument("--timestamps", action="store_true", help="prefix finals with their times")
+    lv.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
+    _add_model_args(lv)
+    lv.set_defaults(func=cmd_live)
+
+    d = sub.add_parser("devices", help="list audio input devices")
+    d.set_defaults(func=cmd_devices)
+
+    tr = sub.add_parser("train", help="train an acoustic model (needs the train extra)")
+    tr.set_defaults(func=cmd_train, needs_torch=True)
+    ex = sub.add_parser("export", help="export a checkpoint to a self-describing .onnx model (needs the train extra)")
+    ex.set_defaults(func=cmd_export, needs_torch=True)
+    # Only argparse is imported here: torch loads when the command runs.
+    from export.cli import add_arguments as add_export
+    from training.cli import add_arguments as add_train
+
+    add_train(tr)
+    add_export(ex)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "needs_torch", False):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            _fail(f"`asr {args.command}` needs PyTorch: pip install 'asr[train]' (or pip install -e '.[train]')")
+            return 2
+    from .audio import AudioError
+    from .model import ModelError
+
+    try:
+        return args.func(args)
+    except (ModelError, AudioError, ValueError, OSError) as e:
+        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

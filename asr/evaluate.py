@@ -1,0 +1,64 @@
+"""`asr eval`: transcribe a manifest and score it (WER, CER, real-time factor), per corpus and overall."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from .audio import AudioError, read_audio
+from .metrics import ErrorCounter
+from .vocab import normalize_text
+
+
+def read_eval_manifest(path: str) -> list[dict]:
+    base = os.path.dirname(os.path.abspath(path))
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+                d["audio"] = d["audio"] if os.path.isabs(d["audio"]) else os.path.join(base, d["audio"])
+                d["text"] = str(d["text"])
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{n}: bad manifest line ({e})") from None
+            items.append(d)
+    return items
+
+
+def evaluate_manifest(recognizer, manifest: str, progress: bool = False) -> dict:
+    items = read_eval_manifest(manifest)
+    total, by_corpus = ErrorCounter(), {}
+    audio_seconds = compute_seconds = 0.0
+    failed = 0
+    for n, item in enumerate(items, 1):
+        try:
+            samples = read_audio(item["audio"], recognizer.sample_rate)
+        except AudioError as e:
+            print(f"asr: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        t0 = time.perf_counter()
+        hyp = " ".join(seg.text for seg in recognizer.transcribe(samples))
+        compute_seconds += time.perf_counter() - t0
+        audio_seconds += len(samples) / recognizer.sample_rate
+        ref, hyp = normalize_text(item["text"]), normalize_text(hyp)
+        total.add(ref, hyp)
+        by_corpus.setdefault(item.get("corpus", "all"), ErrorCounter()).add(ref, hyp)
+        if progress and sys.stderr.isatty():
+            print(f"\r{n}/{len(items)} WER {total.wer:.2%}", end="", file=sys.stderr, flush=True)
+    if progress and sys.stderr.isatty():
+        print(file=sys.stderr)
+    return {
+        "wer": total.wer, "cer": total.cer, "rtf": compute_seconds / max(audio_seconds, 1e-9),
+        "utterances": len(items) - failed, "failed": failed, "audio_seconds": audio_seconds,
+        "words": total.words,
+        "by_corpus": {c: {"wer": e.wer, "cer": e.cer, "utterances": _count(items, c)} for c, e in by_corpus.items()},
+    }
+
+
+def _count(items, corpus):
+    return sum(1 for i in items if i.get("corpus", "all") == corpus)

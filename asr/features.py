@@ -1,0 +1,104 @@
+"""Log-mel filterbank front-end: one function for training and run time, streaming by construction.
+
+Frames are not centred: frame i covers samples [i*hop, i*hop + win), so a frame is final as soon as
+its last sample has arrived and block-by-block output equals whole-signal output exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FeatureConfig:
+    sample_rate: int = 16000
+    win_length: int = 320  # 20 ms
+    hop_length: int = 160  # 10 ms
+    n_fft: int = 512
+    n_mels: int = 80
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    log_floor: float = 1e-10
+    # Global normalisation statistics from the training data (per mel bin); identity until set.
+    mean: list[float] | None = field(default=None, repr=False)
+    std: list[float] | None = field(default=None, repr=False)
+    # The mel matrix [n_mels, n_fft // 2 + 1]; stored in the model so the runtime needs no librosa.
+    mel_matrix: list[list[float]] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+    def with_mel_matrix(self) -> "FeatureConfig":
+        """A copy carrying the librosa mel matrix (computed once here, never on the streaming path)."""
+        import librosa
+
+        mel = librosa.filters.mel(
+            sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax
+        )
+        return FeatureConfig.from_dict({**self.to_dict(), "mel_matrix": mel.astype(np.float32).tolist()})
+
+
+class FeatureExtractor:
+    """Streaming front-end: accept() takes any number of samples and returns the frames now complete."""
+
+    def __init__(self, config: FeatureConfig, normalize: bool = True):
+        if config.mel_matrix is None:
+            config = config.with_mel_matrix()
+        self.config = config
+        self._mel = np.asarray(config.mel_matrix, dtype=np.float64).T.copy()  # [bins, mels]
+        n = np.arange(config.win_length)
+        # Periodic Hann, zero-padded to the FFT size.
+        self._window = np.zeros(config.n_fft)
+        self._window[: config.win_length] = 0.5 - 0.5 * np.cos(2 * np.pi * n / config.win_length)
+        self._mean = self._std = None
+        if normalize and config.mean is not None:
+            self._mean = np.asarray(config.mean, dtype=np.float32)
+            self._std = np.asarray(config.std, dtype=np.float32)
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.frames_emitted = 0
+
+    def reset(self) -> None:
+        self._pending = np.zeros(0, dtype=np.float32)
+        self.frames_emitted = 0
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """Append samples (float, [-1, 1]); return [frames, n_mels] float32 for every newly complete frame."""
+        cfg = self.config
+        buf = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        count = 0 if len(buf) < cfg.win_length else 1 + (len(buf) - cfg.win_length) // cfg.hop_length
+        self._pending = buf[count * cfg.hop_length :]
+        self.frames_emitted += count
+        if count == 0:
+            return np.zeros((0, cfg.n_mels), dtype=np.float32)
+        frames = np.lib.stride_tricks.sliding_window_view(buf, cfg.win_length)[:: cfg.hop_length][:count]
+        return self._frames_to_features(frames)
+
+    def _frames_to_features(self, frames: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        padded = np.zeros((len(frames), cfg.n_fft))
+        padded[:, : cfg.win_length] = frames
+        power = np.abs(np.fft.rfft(padded * self._window, axis=1)) ** 2
+        # Row-by-row products keep each frame's arithmetic independent of how many frames share a
+        # call, which is what makes streaming output bit-identical to whole-signal output.
+        mel = np.stack([row @ self._mel for row in power]) if len(power) else power
+        feats = np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
+        return normalize(feats, self._mean, self._std)
+
+
+def normalize(feats: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
+    """Global mean/variance normalisation, shared by the streaming front-end and training batches."""
+    if mean is None:
+        return feats
+    # float32 throughout, whatever the caller passes, so every path rounds identically.
+    return (feats.astype(np.float32, copy=False) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+def log_mel(samples: np.ndarray, config: FeatureConfig, normalize: bool = True) -> np.ndarray:
+    """Whole-signal features: the same code path as streaming, in one call."""
+    return FeatureExtractor(config, normalize=normalize).accept(samples)

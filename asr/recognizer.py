@@ -1,0 +1,160 @@
+"""Recognizer (a loaded model) and Stream (one audio stream's state): the pipeline's single home."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decoding import GreedyDecoder, Word, tokens_to_words
+from .endpoint import EndpointConfig
+from .features import FeatureExtractor
+from .model import ModelError, OnnxAcousticModel
+from .vocab import Vocabulary
+
+BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "en-lstm-ctc.onnx")
+
+
+def default_model_path() -> str:
+    return os.environ.get("ASR_MODEL") or BUNDLED_MODEL
+
+
+@dataclass
+class Result:
+    final: bool
+    text: str
+    start: float
+    end: float
+    words: list[Word] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"type": "final" if self.final else "partial", "text": self.text, "start": self.start,
+                "end": self.end, "words": [vars(w) for w in self.words]}
+
+
+class Recognizer:
+    def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None):
+        self.model = model
+        self.info = model.info
+        self.vocab = Vocabulary(self.info.vocab, self.info.blank_id)
+        self.endpoint = endpoint or EndpointConfig()
+
+    @classmethod
+    def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
+             endpoint: EndpointConfig | None = None) -> "Recognizer":
+        path = path or default_model_path()
+        if not os.path.exists(path):
+            raise ModelError(f"{path}: model file not found")
+        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.info.feature.sample_rate
+
+    def stream(self) -> "Stream":
+        return Stream(self)
+
+    def transcribe(self, audio: str | np.ndarray | Iterable[np.ndarray]) -> Iterator[Result]:
+        """Final segments of a file path, a sample array or an iterable of blocks, lazily."""
+        from .audio import read_blocks
+
+        if isinstance(audio, (str, os.PathLike)):
+            blocks = read_blocks(os.fspath(audio), self.sample_rate)
+        elif isinstance(audio, np.ndarray):
+            blocks = [audio]
+        else:
+            blocks = audio
+        stream = self.stream()
+        for block in blocks:
+            yield from (r for r in stream.accept(block) if r.final)
+        yield from (r for r in stream.finish() if r.final)
+
+
+class Stream:
+    """Feed samples with accept(); get partial and final Results. Any split gives the same finals."""
+
+    def __init__(self, recognizer: Recognizer):
+        self.rec = recognizer
+        info = recognizer.info
+        self.frontend = FeatureExtractor(info.feature)
+        self.h, self.c = recognizer.model.initial_state(1)
+        self.decoder = GreedyDecoder(recognizer.vocab)
+        self._feats = np.zeros((0, info.feature.n_mels), np.float32)
+        self._chunk_frames = info.stack * info.chunk_steps
+        self._segment_start_step = 0
+        self._last_partial = ""
+        self.samples_seen = 0
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio accepted so far."""
+        return self.samples_seen / self.rec.sample_rate
+
+    def accept(self, samples: np.ndarray) -> list[Result]:
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.samples_seen += len(samples)
+        feats = self.frontend.accept(samples)
+        if len(feats):
+            self._feats = np.concatenate([self._feats, feats]) if len(self._feats) else feats
+        usable = len(self._feats) // self._chunk_frames * self._chunk_frames
+        if not usable:
+            return []
+        chunk, self._feats = self._feats[:usable], self._feats[usable:]
+        return self._run(chunk)
+
+    def finish(self) -> list[Result]:
+        """End of audio: decode what is buffered (the last step padded by repeating the last frame)."""
+        results = []
+        stack = self.rec.info.stack
+        if len(self._feats):
+            pad = (-len(self._feats)) % stack
+            feats = np.concatenate([self._feats, np.repeat(self._feats[-1:], pad, axis=0)])
+            self._feats = self._feats[:0]
+            results = self._run(feats, check_endpoint=False)
+        results = [r for r in results if r.final]
+        final = self._close_segment()
+        return results + ([final] if final else [])
+
+    def _run(self, feats: np.ndarray, check_endpoint: bool = True) -> list[Result]:
+        log_probs, self.h, self.c = self.rec.model(feats[None], self.h, self.c)
+        results = []
+        # Endpoints are checked per chunk, so where a segment closes does not depend on block sizes.
+        lp = log_probs[0]
+        step_chunk = self.rec.info.chunk_steps
+        for i in range(0, len(lp), step_chunk):
+            self.decoder.accept(lp[i : i + step_chunk])
+            if check_endpoint and self._endpoint():
+                final = self._close_segment()
+                if final:
+                    results.append(final)
+        text = self.decoder.text
+        if text and text != self._last_partial:
+            self._last_partial = text
+            results.append(self._result(final=False))
+        return results
+
+    def _endpoint(self) -> bool:
+        d, step = self.decoder, self.rec.info.step_seconds
+        has_speech = bool(d.tokens)
+        last = d.last_nonblank_step if has_speech else self._segment_start_step - 1
+        return self.rec.endpoint.is_endpoint(has_speech, (d.steps - 1 - last) * step,
+                                             (d.steps - self._segment_start_step) * step)
+
+    def _result(self, final: bool) -> Result:
+        step = self.rec.info.step_seconds
+        words = tokens_to_words(self.decoder.tokens, self.rec.vocab, step)
+        text = " ".join(w.text for w in words)
+        start = words[0].start if words else round(self._segment_start_step * step, 3)
+        end = words[-1].end if words else round(self.decoder.steps * step, 3)
+        return Result(final, text, start, end, words)
+
+    def _close_segment(self) -> Result | None:
+        result = self._result(final=True) if self.decoder.tokens else None
+        if result is not None and not result.text:
+            result = None
+        self.decoder.reset()
+        self._segment_start_step = self.decoder.steps
+        self._last_partial = ""
+        return result

@@ -1,0 +1,100 @@
+"""Checkpoint -> self-describing ONNX model, verified against PyTorch on chunked input with state."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from asr.features import FeatureConfig
+from asr.metadata import ModelInfo
+from training.model import AcousticModel, ModelConfig
+
+
+class ExportError(Exception):
+    pass
+
+
+def load_checkpoint(path: str) -> tuple[AcousticModel, dict]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    model = AcousticModel(ModelConfig.from_dict(ck["train_config"]["model"]))
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, ck
+
+
+def model_info(model: AcousticModel, ck: dict, chunk_steps: int, version: str, accuracy: dict | None) -> ModelInfo:
+    cfg = model.config
+    return ModelInfo(
+        feature=FeatureConfig.from_dict(ck["feature_config"]), vocab=list(ck["vocab"]), blank_id=ck["blank_id"],
+        stack=cfg.stack, chunk_steps=chunk_steps, layers=cfg.layers, hidden=cfg.hidden, state_size=model.output_size,
+        version=version,
+        training={"data": ck.get("data", {}), "config": ck["train_config"], "parameters": ck.get("parameters"),
+                  "epoch": ck.get("epoch"), "averaged_from": ck.get("averaged_from")},
+        accuracy=accuracy if accuracy is not None else {"dev_during_training": ck.get("dev")},
+    )
+
+
+def export(checkpoint: str, output: str, chunk_steps: int = 4, version: str = "1", accuracy: dict | None = None,
+           int8: bool = False, verify: bool = True) -> dict:
+    import onnx
+
+    model, ck = load_checkpoint(checkpoint)
+    info = model_info(model, ck, chunk_steps, version, accuracy)
+    stack, n_mels = model.config.stack, model.config.n_mels
+    h0, c0 = model.initial_state(1)
+    example = torch.zeros(1, stack * chunk_steps, n_mels)
+    tmp = output + ".tmp.onnx"
+    # The TorchScript exporter keeps the time axis dynamic; the dynamo one bakes the LSTM length in.
+    torch.onnx.export(model, (example, h0, c0), tmp, dynamo=False, opset_version=17,
+                      input_names=["features", "h", "c"], output_names=["log_probs", "h_out", "c_out"],
+                      dynamic_axes={"features": {0: "N", 1: "T"}, "h": {1: "N"}, "c": {1: "N"},
+                                    "log_probs": {0: "N", 1: "T_out"}, "h_out": {1: "N"}, "c_out": {1: "N"}})
+    proto = onnx.load(tmp)
+    for key, value in info.to_props().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, tmp)
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        fp32 = tmp
+        tmp = output + ".int8.tmp.onnx"
+        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8)
+        os.remove(fp32)
+    report = verify_against_torch(model, tmp, tolerance=0.15 if int8 else 1e-4) if verify else {}
+    os.replace(tmp, output)
+    return {"output": output, "bytes": os.path.getsize(output), **report}
+
+
+def verify_against_torch(model: AcousticModel, onnx_path: str, tolerance: float = 1e-4, seed: int = 0) -> dict:
+    """Random features cut into random chunks, state carried: ONNX log-probs must match PyTorch's."""
+    from asr.model import OnnxAcousticModel
+
+    rng = np.random.default_rng(seed)
+    stack = model.config.stack
+    batch, steps = 2, 60
+    x = rng.standard_normal((batch, steps * stack, model.config.n_mels)).astype(np.float32)
+    with torch.no_grad():
+        h, c = model.initial_state(batch)
+        ref, _, _ = model(torch.from_numpy(x), h, c)
+    ort_model = OnnxAcousticModel(onnx_path, device="cpu")
+    h, c = ort_model.initial_state(batch)
+    outs, start = [], 0
+    while start < steps:
+        n = int(rng.integers(1, 12))
+        lp, h, c = ort_model(x[:, start * stack : (start + n) * stack], h, c)
+        outs.append(lp)
+        start += n
+    diff = float(np.abs(np.concatenate(outs, axis=1) - ref.numpy()).max())
+    if diff > tolerance:
+        raise ExportError(f"ONNX and PyTorch disagree: max |difference| {diff:.2e} > {tolerance:.0e}")
+    return {"max_abs_diff": diff}
+
+
+if __name__ == "__main__":  # pragma: no cover - convenience for recipes
+    import sys
+
+    print(json.dumps(export(sys.argv[1], sys.argv[2])))

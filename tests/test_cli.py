@@ -1,0 +1,94 @@
+import json
+import struct
+
+import pytest
+
+from asr.metrics import ErrorCounter
+from conftest import run_asr, sample_pairs
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "notes.wav").write_text("this is not audio\n" * 20)
+    (d / "empty.flac").write_bytes(b"")
+    # A well-formed RIFF/WAVE header whose sample format (tag 0x1234) no decoder knows.
+    fmt = struct.pack("<HHIIHH", 0x1234, 1, 16000, 32000, 2, 16)
+    data = b"\x00\x01" * 1600
+    riff = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    (d / "odd-format.wav").write_bytes(b"RIFF" + struct.pack("<I", len(riff)) + riff)
+    return {"missing": d / "missing.wav", "non-audio": d / "notes.wav", "empty": d / "empty.flac",
+            "unsupported": d / "odd-format.wav"}
+
+
+def test_bundled_samples_transcribe_close_to_their_transcripts(bundled_model):
+    errors = ErrorCounter()
+    for wav, text in sample_pairs():
+        r = run_asr("transcribe", wav)
+        assert r.returncode == 0, r.stderr
+        errors.add(text, " ".join(r.stdout.split()))
+    assert errors.wer < 0.35, errors.wer
+
+
+@pytest.mark.parametrize("fmt", ["txt", "json", "srt", "vtt"])
+def test_every_format_from_the_cli(bundled_model, fmt, tmp_path):
+    wav, text = sample_pairs()[0]
+    r = run_asr("transcribe", wav, "--format", fmt)
+    assert r.returncode == 0 and r.stderr == ""
+    words = set(text.split())
+    if fmt == "json":
+        doc = json.loads(r.stdout)
+        seg = doc["segments"][0]
+        assert set(seg) == {"start", "end", "text", "words"}
+        assert set(seg["words"][0]) == {"start", "end", "text", "confidence"}
+        assert 0 <= seg["start"] < seg["end"] <= 9.0
+        got = set(doc["text"].split())
+    elif fmt == "txt":
+        got = set(r.stdout.split())
+    else:
+        assert "-->" in r.stdout
+        assert r.stdout.startswith("WEBVTT") if fmt == "vtt" else r.stdout.startswith("1\n00:00:0")
+        got = {w for line in r.stdout.splitlines() if "-->" not in line for w in line.split()}
+    assert len(words & got) >= 0.6 * len(words)
+    # The same document lands in --output-dir.
+    r2 = run_asr("transcribe", wav, "--format", fmt, "--output-dir", tmp_path)
+    assert r2.returncode == 0
+    assert (tmp_path / f"{wav.stem}.{fmt}").read_text() == r.stdout
+
+
+@pytest.mark.parametrize("kind", ["missing", "non-audio", "empty", "unsupported"])
+def test_bad_input_is_one_line_and_others_still_transcribed(any_model, bad_files, kind, tmp_path):
+    good = sample_pairs()[0][0]
+    bad = bad_files[kind]
+    r = run_asr("transcribe", bad, good, "--model", any_model, "--output-dir", tmp_path)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in r.stderr
+    assert (tmp_path / f"{good.stem}.txt").exists()
+    assert not (tmp_path / f"{bad.stem}.txt").exists()
+
+
+def test_usage_errors_exit_2():
+    assert run_asr("transcribe").returncode == 2
+    assert run_asr("transcribe", "x.wav", "--format", "doc").returncode == 2
+
+
+def test_missing_model_is_one_line(tmp_path):
+    r = run_asr("transcribe", sample_pairs()[0][0], "--model", tmp_path / "nope.onnx")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "nope.onnx" in r.stderr
+
+
+def test_info_prints_metadata(any_model):
+    r = run_asr("info", any_model)
+    info = json.loads(r.stdout)
+    assert info["stack"] == 3 and info["vocab"][0] == "<blank>" and "mel_matrix" not in info["feature"]
+
+
+def test_eval_json(any_model, sample_manifest):
+    r = run_asr("eval", sample_manifest, "--model", any_model, "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["utterances"] == len(sample_pairs())
+    assert 20 < report["audio_seconds"] < 30
+    assert 0 <= report["cer"] <= report["wer"] + 1e-9 or report["cer"] <= 1
+    assert report["rtf"] > 0

@@ -1,0 +1,272 @@
+"""The training loop: bucketed batches, AdamW with warm-up and cosine decay, CTC loss, validation
+through the runtime's decoder, atomic checkpoints with exact resume, optional DDP under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from asr.decoding import greedy_text
+from asr.features import FeatureConfig
+from asr.metrics import ErrorCounter
+from asr.vocab import Vocabulary
+
+from .config import TrainConfig
+from .data import (FeatureSet, cached_features, collate, feature_stats, filter_utterances, make_batches,
+                   read_manifest)
+from .model import AcousticModel
+
+
+@dataclass
+class Split:
+    utts: list
+    targets: list[list[int]]
+    feats: dict[float, FeatureSet]  # by speed factor
+
+    @property
+    def hours(self) -> float:
+        return sum(u.duration for u in self.utts) / 3600
+
+
+def _log(msg: str) -> None:
+    if _rank() == 0:
+        print(msg, flush=True)
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary,
+               speeds, cache_dir: str, limits: bool = True) -> Split:
+    utts = [u for m in manifests for u in read_manifest(m)]
+    hop = feat_cfg.hop_length / feat_cfg.sample_rate
+    lo, hi = (cfg.min_seconds, cfg.max_seconds) if limits else (0.0, float("inf"))
+    utts, targets = filter_utterances(utts, vocab, cfg.model.stack, hop, lo, hi, log=_log)
+    paths = [u.audio for u in utts]
+    feats = {s: cached_features(paths, feat_cfg, s, cache_dir) for s in speeds}
+    return Split(utts, targets, feats)
+
+
+def save_atomic(obj, path: str) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def lr_lambda(cfg: TrainConfig, total_steps: int):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+def epoch_plan(split: Split, cfg: TrainConfig, epoch: int, batch_frames: int):
+    """Deterministic per (seed, epoch): speed choice per utterance and the batch order, this rank's share."""
+    rng = np.random.default_rng([cfg.seed, epoch])
+    speeds = sorted(split.feats)
+    choice = rng.integers(0, len(speeds), size=len(split.utts))
+    lengths = np.array([split.feats[speeds[c]].length(i) for i, c in enumerate(choice)])
+    batches = make_batches(lengths, batch_frames, rng)
+    per_rank = len(batches) // _world()
+    batches = batches[_rank() :: _world()][:per_rank]
+    if cfg.max_steps_per_epoch:
+        batches = batches[: cfg.max_steps_per_epoch]
+    return [[(i, speeds[choice[i]]) for i in b] for b in batches]
+
+
+def evaluate(model: AcousticModel, split: Split, feat_cfg: FeatureConfig, vocab: Vocabulary, device,
+             batch_frames: int = 60000) -> dict:
+    model.eval()
+    fs = split.feats[1.0]
+    mean, std = np.asarray(feat_cfg.mean), np.asarray(feat_cfg.std)
+    lengths = np.array([fs.length(i) for i in range(len(fs))])
+    errors, loss_sum, n = ErrorCounter(), 0.0, 0
+    with torch.no_grad():
+        for batch in make_batches(lengths, batch_frames, np.random.default_rng(0)):
+            x, xl, y, yl = collate([fs.get(i) for i in batch], [split.targets[i] for i in batch],
+                                   model.config.stack, mean, std)
+            h, c = model.initial_state(len(batch))
+            lp, _, _ = model(torch.from_numpy(x).to(device), h.to(device), c.to(device))
+            loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y), torch.from_numpy(xl),
+                                                torch.from_numpy(yl), blank=vocab.blank_id, reduction="sum",
+                                                zero_infinity=True)
+            loss_sum += float(loss)
+            n += len(batch)
+            lp = lp.float().cpu().numpy()
+            for k, i in enumerate(batch):
+                errors.add(vocab.decode(split.targets[i]), greedy_text(lp[k, : xl[k]], vocab))
+    model.train()
+    return {"loss": loss_sum / max(1, n), "wer": errors.wer, "cer": errors.cer}
+
+
+def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cfg: TrainConfig,
+          resume: bool = False, cache_dir: str | None = None, device: str | None = None) -> dict:
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    os.makedirs(out_dir, exist_ok=True)
+    cache_dir = cache_dir or os.path.join(out_dir, "cache")
+    vocab = Vocabulary()
+    cfg.model.vocab_size = len(vocab)
+
+    feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
+    train_split = load_split(train_manifests, cfg, feat_cfg, vocab, cfg.augment.speeds or (1.0,), cache_dir)
+    dev_split = load_split(dev_manifests, cfg, feat_cfg, vocab, (1.0,), cache_dir, limits=False)
+    mean, std = feature_stats(train_split.feats[1.0] if 1.0 in train_split.feats else next(iter(train_split.feats.values())))
+    feat_cfg.mean, feat_cfg.std = mean.tolist(), std.tolist()
+    _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
+         f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
+
+    torch.manual_seed(cfg.seed)
+    model = AcousticModel(cfg.model).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
+    wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batch_frames = int(cfg.batch_seconds * feat_cfg.sample_rate / feat_cfg.hop_length)
+    steps_per_epoch = len(epoch_plan(train_split, cfg, 0, batch_frames))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
+
+    meta = {
+        "train_config": cfg.to_dict(),
+        "feature_config": feat_cfg.to_dict(),
+        "vocab": list(vocab.tokens),
+        "blank_id": vocab.blank_id,
+        "data": {"train": train_manifests, "train_hours": round(train_split.hours, 3),
+                 "train_utterances": len(train_split.utts), "dev": dev_manifests},
+        "parameters": n_params,
+    }
+    state_path = os.path.join(out_dir, "last.pt")
+    start_epoch, start_batch, best = 0, 0, {"wer": float("inf")}
+    if resume and os.path.exists(state_path):
+        ck = torch.load(state_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        start_epoch, start_batch, best = ck["epoch"], ck["batch"], ck.get("best", best)
+        _log(f"resumed from {state_path} at epoch {start_epoch + 1}, batch {start_batch}")
+
+    def checkpoint(epoch: int, batch: int, extra: dict | None = None) -> dict:
+        return {**meta, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "epoch": epoch, "batch": batch, "best": best, **(extra or {})}
+
+    metrics_path = os.path.join(out_dir, "metrics.csv")
+    last_save = time.monotonic()
+    history = []
+    mean_np, std_np = np.asarray(mean), np.asarray(std)
+    for epoch in range(start_epoch, cfg.epochs):
+        plan = epoch_plan(train_split, cfg, epoch, batch_frames)
+        bar = _bar(plan, epoch, cfg.epochs, start_batch)
+        t0, audio_s, loss_sum, loss_n, skipped = time.monotonic(), 0.0, 0.0, 0, 0
+        for b in range(start_batch, len(plan)):
+            items = plan[b]
+            # Every batch seeds its own RNGs, so a resumed run replays exactly what it would have done.
+            rng = np.random.default_rng([cfg.seed, epoch, b, _rank()])
+            torch.manual_seed(hash((cfg.seed, epoch, b, _rank())) & 0x7FFFFFFF)
+            x, xl, y, yl = collate([train_split.feats[s].get(i) for i, s in items],
+                                   [train_split.targets[i] for i, _ in items], cfg.model.stack, mean_np, std_np,
+                                   rng, cfg.augment)
+            h, c = model.initial_state(len(items))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                lp, _, _ = wrapped(torch.from_numpy(x).to(device), h.to(device), c.to(device))
+            loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y).to(device),
+                                                torch.from_numpy(xl).to(device), torch.from_numpy(yl).to(device),
+                                                blank=vocab.blank_id, reduction="sum", zero_infinity=True) / len(items)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if torch.isfinite(loss) and torch.isfinite(grad_norm):
+                opt.step()
+                loss_sum += loss.item()
+                loss_n += 1
+            else:
+                skipped += 1
+                _log(f"epoch {epoch + 1} batch {b}: non-finite loss or gradient, batch skipped")
+            sched.step()
+            audio_s += float(xl.sum()) * cfg.model.stack * feat_cfg.hop_length / feat_cfg.sample_rate
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}",
+                                audio_per_s=f"{audio_s / max(1e-9, time.monotonic() - t0):.0f}")
+            if _rank() == 0 and time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
+                save_atomic(checkpoint(epoch, b + 1), state_path)
+                last_save = time.monotonic()
+        if bar is not None:
+            bar.close()
+        start_batch = 0
+        elapsed = time.monotonic() - t0
+        if _rank() == 0:
+            dev = evaluate(model, dev_split, feat_cfg, vocab, device)
+            row = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, loss_n), 4),
+                   "dev_loss": round(dev["loss"], 4), "dev_wer": round(dev["wer"], 4), "dev_cer": round(dev["cer"], 4),
+                   "lr": sched.get_last_lr()[0], "audio_per_second": round(audio_s / max(1e-9, elapsed), 1),
+                   "skipped_batches": skipped, "seconds": round(elapsed, 1)}
+            history.append(row)
+            _log(" ".join(f"{k}={v}" for k, v in row.items()))
+            _append_csv(metrics_path, row)
+            if dev["wer"] < best["wer"]:
+                best = {"wer": dev["wer"], "cer": dev["cer"], "epoch": epoch + 1}
+                save_atomic(checkpoint(epoch + 1, 0, {"dev": dev}), os.path.join(out_dir, "best.pt"))
+            save_atomic({**meta, "model": model.state_dict(), "epoch": epoch + 1, "dev": dev},
+                        os.path.join(out_dir, f"epoch-{epoch + 1}.pt"))
+            save_atomic(checkpoint(epoch + 1, 0), state_path)
+            last_save = time.monotonic()
+    result = {"best": best, "history": history}
+    if _rank() == 0 and cfg.average_last > 1:
+        result["averaged"] = average_epochs(out_dir, cfg.epochs, cfg.average_last, model, dev_split, feat_cfg, vocab,
+                                            device)
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
+def average_epochs(out_dir: str, last_epoch: int, n: int, model, dev_split, feat_cfg, vocab, device) -> dict | None:
+    """Average the weights of the last n epoch checkpoints into averaged.pt and validate it."""
+    paths = [os.path.join(out_dir, f"epoch-{e}.pt") for e in range(last_epoch - n + 1, last_epoch + 1)]
+    paths = [p for p in paths if os.path.exists(p)]
+    if len(paths) < 2:
+        return None
+    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    avg = {k: sum(ck["model"][k].float() for ck in cks) / len(cks) for k in cks[-1]["model"]}
+    model.load_state_dict(avg)
+    dev = evaluate(model, dev_split, feat_cfg, vocab, device)
+    save_atomic({**{k: v for k, v in cks[-1].items() if k != "model"}, "model": avg, "dev": dev,
+                 "averaged_from": [os.path.basename(p) for p in paths]}, os.path.join(out_dir, "averaged.pt"))
+    _log(f"averaged {len(paths)} checkpoints: dev wer={dev['wer']:.4f} cer={dev['cer']:.4f}")
+    return dev
+
+
+def _append_csv(path: str, row: dict) -> None:
+    new = not os.path.exists(path)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _bar(plan, epoch, epochs, start):
+    if _rank() != 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=len(plan), initial=start, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", dynamic_ncols=True,
+                mininterval=5)
