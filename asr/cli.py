@@ -107,6 +107,12 @@ def cmd_train(args) -> int:
     return run(args)
 
 
+def cmd_prepare(args) -> int:
+    from training.cli import run_prepare
+
+    return run_prepare(args)
+
+
 def cmd_export(args) -> int:
     from export.cli import run
 
@@ -147,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("devices", help="list audio input devices")
     d.set_defaults(func=cmd_devices)
 
+    pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")
+    pr.set_defaults(func=cmd_prepare)
+
     tr = sub.add_parser("train", help="train an acoustic model (needs the train extra)")
     tr.set_defaults(func=cmd_train, needs_torch=True)
     ex = sub.add_parser("export", help="export a checkpoint to a self-describing .onnx model (needs the train extra)")
@@ -154,7 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Only argparse is imported here: torch loads when the command runs.
     from export.cli import add_arguments as add_export
     from training.cli import add_arguments as add_train
+    from training.cli import add_prepare_arguments
 
+    add_prepare_arguments(pr)
     add_train(tr)
     add_export(ex)
     return p

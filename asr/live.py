@@ -169,8 +169,9 @@ def run_live(recognizer, args) -> int:
         return 1
     display = Display(timestamps=args.timestamps)
     stream = recognizer.stream()
-    # SIGTERM ends the session like Ctrl+C: finalise, flush, summarise.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGINT (even when a launcher ignored it) and SIGTERM end the session like Ctrl+C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     segments, started, status = 0, time.monotonic(), 0
     try:
         with mic:

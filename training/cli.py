@@ -46,3 +46,32 @@ def run(args: argparse.Namespace) -> int:
                    cache_dir=args.cache_dir, device=args.device)
     print(json.dumps({"best": result["best"], "averaged": result.get("averaged")}))
     return 0
+
+
+def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
+    from .prepare import IMPORTERS
+
+    p.add_argument("corpus", choices=sorted(IMPORTERS), help="layout of SOURCE")
+    p.add_argument("source", help="corpus folder (for commonvoice also a .tsv file)")
+    p.add_argument("-o", "--output", required=True, help="manifest to write (.jsonl)")
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    import os
+
+    from .prepare import IMPORTERS, write_manifest
+
+    if not os.path.exists(args.source):
+        print(f"asr prepare: {args.source}: no such file or folder", file=sys.stderr)
+        return 1
+    try:
+        entries, skipped = IMPORTERS[args.corpus](args.source)
+    except (OSError, KeyError, ValueError) as e:
+        print(f"asr prepare: {args.source} is not a {args.corpus} corpus ({e})", file=sys.stderr)
+        return 1
+    for line in skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    write_manifest(entries, args.output)
+    hours = sum(e["duration"] for e in entries) / 3600
+    print(f"{args.output}: {len(entries)} utterances, {hours:.2f} h; {len(skipped)} skipped")
+    return 0

@@ -229,7 +229,7 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
                         os.path.join(out_dir, f"epoch-{epoch + 1}.pt"))
             save_atomic(checkpoint(epoch + 1, 0), state_path)
             last_save = time.monotonic()
-    result = {"best": best, "history": history}
+    result = {"best": best, "history": history, "state_dict": model.state_dict()}
     if _rank() == 0 and cfg.average_last > 1:
         result["averaged"] = average_epochs(out_dir, cfg.epochs, cfg.average_last, model, dev_split, feat_cfg, vocab,
                                             device)

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Reproduces assets/en-lstm-ctc.onnx from ../shared/data: train, pick the better of the best epoch and the
+# average of the last epochs on dev, export, evaluate through the runtime, export again with the figures.
+# Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --train.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${DATA:-../shared/data}"
+RUN="${RUN:-runs/bundled}"
+OUT="${OUT:-assets/en-lstm-ctc.onnx}"
+ASR=.venv/bin/asr
+
+$ASR train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$RUN" --config recipes/bundled.toml \
+  --cache-dir runs/cache --resume
+
+best=""; best_wer=2
+for ck in "$RUN/averaged.pt" "$RUN/best.pt"; do
+  [ -f "$ck" ] || continue
+  $ASR export "$ck" -o "$RUN/candidate.onnx" >/dev/null
+  $ASR eval "$DATA/dev.jsonl" --model "$RUN/candidate.onnx" --threads 1 --json > "$RUN/$(basename "$ck" .pt).dev.json"
+  wer=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['wer'])" "$RUN/$(basename "$ck" .pt).dev.json")
+  echo "$ck: dev WER $wer"
+  if .venv/bin/python -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$wer" "$best_wer"; then
+    best="$ck"; best_wer="$wer"
+  fi
+done
+cp "$RUN/$(basename "$best" .pt).dev.json" "$RUN/shipped.dev.json"
+$ASR export "$best" -o "$OUT" --accuracy "$RUN/shipped.dev.json"
+echo "shipped $best (dev WER $best_wer) as $OUT"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian/Ubuntu machine: system packages, .venv, the asr package.
+#   ./setup.sh          runtime only (transcribe, live, eval)
+#   ./setup.sh --train  plus PyTorch and ONNX for training and export
+#   ./setup.sh --dev    plus the test tools and what the tests use (PulseAudio, sox, flite)
+set -euo pipefail
+cd "$(dirname "$0")"
+extra=""
+apt_pkgs=(libportaudio2 libsndfile1)
+case "${1:-}" in
+  --train) extra="[train]" ;;
+  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite) ;;
+  "") ;;
+  *) echo "usage: ./setup.sh [--train|--dev]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null; then
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup.sh: please install ${missing[*]} with your system's package manager" >&2
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# Pinned: an unpinned torch pulls several GB of CUDA packages; the CPU build trains and tests.
+if [ -n "$extra" ]; then .venv/bin/python -m pip install -q torch==2.13.0; fi
+.venv/bin/python -m pip install -q -e ".${extra}"

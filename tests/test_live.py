@@ -1,0 +1,93 @@
+"""`asr live` against a real audio stack: PulseAudio with a virtual null sink whose monitor is the mic."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import sample_pairs
+
+pytestmark = pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.which("paplay"),
+                                reason="PulseAudio not installed")
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    runtime = tmp_path_factory.mktemp("pulse")
+    os.chmod(runtime, 0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    subprocess.run(["pulseaudio", "-D", "-n", "--exit-idle-time=-1", "--load=module-native-protocol-unix",
+                    "--load=module-null-sink sink_name=vsink rate=16000 channels=1"],
+                   env=env, check=True, capture_output=True, timeout=30)
+    subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True, timeout=30)
+    yield env
+    subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True, timeout=30)
+
+
+def _asr(*args):
+    exe = shutil.which("asr", path=os.path.dirname(sys.executable))
+    return [exe, *args] if exe else [sys.executable, "-m", "asr.cli", *args]
+
+
+def test_devices_lists_inputs_and_selection_errors(pulse):
+    out = subprocess.run(_asr("devices"), env=pulse, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "pulse" in out.stdout
+    from asr.live import DeviceError, resolve_device
+
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = pulse["XDG_RUNTIME_DIR"]
+    try:
+        idx = resolve_device("PULSE")
+        assert resolve_device(str(idx)) == idx
+        with pytest.raises(DeviceError, match="no input device matches 'no-such-mic'"):
+            resolve_device("no-such-mic")
+        with pytest.raises(DeviceError, match="no input device with index 999"):
+            resolve_device("999")
+    finally:
+        if old is not None:
+            os.environ["XDG_RUNTIME_DIR"] = old
+    r = subprocess.run(_asr("live", "--input", "no-such-mic"), env=pulse, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_live_transcribes_played_speech_then_exits_on_sigint(pulse, bundled_model, tmp_path):
+    from asr.recognizer import Recognizer
+
+    wav, text = sample_pairs()[0]
+    offline = list(Recognizer.load(bundled_model, device="cpu").transcribe(str(wav)))
+    speech_end = offline[-1].end
+    proc = subprocess.Popen(_asr("live", "--model", bundled_model), env=pulse, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def reader():
+        for line in proc.stdout:
+            lines.append((time.monotonic(), json.loads(line)))
+
+    threading.Thread(target=reader, daemon=True).start()
+    try:
+        assert "listening" in proc.stderr.readline()
+        time.sleep(2.5)  # PortAudio's first callback arrives 1-2 s after the stream opens
+        started = time.monotonic()
+        subprocess.run(["paplay", "--device=vsink", str(wav)], env=pulse, check=True, timeout=60)
+        deadline = started + speech_end + 2.0
+        while time.monotonic() < deadline + 3 and not any(r["type"] == "final" for _, r in lines):
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+    finals = [(t, r) for t, r in lines if r["type"] == "final"]
+    assert finals, lines
+    assert finals[0][0] <= deadline, f"final {finals[0][0] - started - speech_end:.2f} s after end of speech"
+    heard = " ".join(r["text"] for _, r in finals).split()
+    expected = " ".join(r.text for r in offline).split()
+    assert len(set(heard) & set(expected)) >= 0.8 * len(set(expected))
+    assert len(set(heard) & set(text.split())) >= 0.6 * len(set(text.split()))
+    assert "segments" in proc.stderr.read()
