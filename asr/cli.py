@@ -75,8 +75,20 @@ def cmd_info(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    import tempfile
+
     from .evaluate import evaluate_manifest
 
+    if args.model and args.model.endswith(".pt"):  # a training checkpoint: export it to a temporary model
+        try:
+            from export.onnx_export import export
+        except ImportError:
+            _fail("evaluating a checkpoint needs PyTorch: pip install -e '.[train]'")
+            return 2
+        with tempfile.TemporaryDirectory() as tmp:
+            export(args.model, os.path.join(tmp, "checkpoint.onnx"))
+            args.model = os.path.join(tmp, "checkpoint.onnx")
+            return cmd_eval(args)
     rec = _load_recognizer(args)
     report = evaluate_manifest(rec, args.manifest, progress=not args.json)
     if args.json:

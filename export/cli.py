@@ -14,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-steps", type=int, default=4, help="model steps per streaming call (default 4)")
     p.add_argument("--model-version", default="1", help="version string stored in the model")
     p.add_argument("--accuracy", help="JSON file with measured accuracy to store in the model")
+    p.add_argument("--check", metavar="MANIFEST", help="with --int8: report WER/CER of fp32 and int8 on this manifest")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,5 +30,27 @@ def run(args: argparse.Namespace) -> int:
     except (ExportError, FileNotFoundError, KeyError) as e:
         print(f"asr export: {e}", file=sys.stderr)
         return 1
+    if args.int8 and args.check:
+        report["check"] = compare_on_manifest(args.checkpoint, args.output, args.check)
     print(json.dumps(report))
     return 0
+
+
+def compare_on_manifest(checkpoint: str, int8_model: str, manifest: str) -> dict:
+    """Accuracy of the fp32 export and the int8 model on one manifest, and the change."""
+    import os
+    import tempfile
+
+    from asr.evaluate import evaluate_manifest
+    from asr.recognizer import Recognizer
+
+    from .onnx_export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = os.path.join(tmp, "fp32.onnx")
+        export(checkpoint, fp32)
+        scores = {name: evaluate_manifest(Recognizer.load(path, device="cpu"), manifest)
+                  for name, path in (("fp32", fp32), ("int8", int8_model))}
+    out = {name: {"wer": r["wer"], "cer": r["cer"], "rtf": r["rtf"]} for name, r in scores.items()}
+    out["wer_change"] = scores["int8"]["wer"] - scores["fp32"]["wer"]
+    return out

@@ -92,3 +92,15 @@ def test_eval_json(any_model, sample_manifest):
     assert 20 < report["audio_seconds"] < 30
     assert 0 <= report["cer"] <= report["wer"] + 1e-9 or report["cer"] <= 1
     assert report["rtf"] > 0
+
+
+def test_eval_accepts_a_checkpoint_and_int8_export_reports_the_change(tiny_run, sample_manifest, tmp_path):
+    r = run_asr("eval", sample_manifest, "--model", tiny_run["checkpoint"], "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["cer"] < 0.05
+    r = run_asr("export", tiny_run["checkpoint"], "-o", tmp_path / "q.onnx", "--int8", "--check", sample_manifest)
+    assert r.returncode == 0, r.stderr
+    check = json.loads(r.stdout)["check"]
+    assert set(check) == {"fp32", "int8", "wer_change"}
+    assert abs(check["wer_change"] - (check["int8"]["wer"] - check["fp32"]["wer"])) < 1e-12
+    assert run_asr("info", tmp_path / "q.onnx").returncode == 0

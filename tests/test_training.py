@@ -49,3 +49,43 @@ def test_filter_drops_and_reports(capsys):
     out = capsys.readouterr().out
     for why in ("vocabulary", "too long", "too short", "too many characters"):
         assert why in out
+
+
+def test_waveform_augmentation(tmp_path):
+    import soundfile as sf
+
+    from training.augment import WaveAugmenter
+    from training.config import AugmentConfig
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "noise").mkdir()
+    (tmp_path / "rir").mkdir()
+    sf.write(tmp_path / "noise" / "hum.flac", rng.standard_normal(8000).astype(np.float32) * 0.1, 16000)
+    rir = np.zeros(4000, np.float32)
+    rir[100], rir[900], rir[2500] = 1.0, 0.5, 0.25
+    sf.write(tmp_path / "rir" / "room.wav", rir, 16000)
+    aug = WaveAugmenter(str(tmp_path / "noise"), str(tmp_path / "rir"))
+    x = np.sin(np.arange(20000) / 10).astype(np.float32) * 0.3
+    noisy = aug.add_noise(x, rng, snr_db=10.0)
+    snr = 10 * np.log10(np.mean(x**2) / np.mean((noisy - x) ** 2))
+    assert abs(snr - 10.0) < 0.01
+    wet = aug.reverb(x, rng)
+    assert len(wet) == len(x) and not np.allclose(wet, x)
+    k = wet[500] / x[500]  # before the first reflection the output is the (scaled) direct path: no delay
+    np.testing.assert_allclose(wet[:800], k * x[:800], atol=1e-4)
+    assert not aug.wants(rng, AugmentConfig())  # probabilities default to 0
+    assert aug.wants(rng, AugmentConfig(noise_prob=1.0))
+
+
+def test_training_with_noise_and_reverb_runs(tmp_path, sample_manifest):
+    import soundfile as sf
+
+    from training.config import load_config
+    from training.train import train
+
+    (tmp_path / "noise").mkdir()
+    sf.write(tmp_path / "noise" / "n.wav", np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)
+    cfg = load_config(None, ["epochs=1", "model.hidden=32", "model.layers=1", "average_last=1", "threads=1",
+                             f"augment.noise_dir='{tmp_path / 'noise'}'", "augment.noise_prob=1.0"])
+    result = train([sample_manifest], [sample_manifest], str(tmp_path / "run"), cfg, device="cpu")
+    assert result["history"][0]["skipped_batches"] == 0

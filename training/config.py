@@ -19,6 +19,12 @@ class AugmentConfig:
     time_masks_per_second: float = 0.5
     time_mask_width: int = 20  # frames
     gain_db: float = 6.0  # random gain range, +/-: a constant shift of the log-mel features
+    # Waveform augmentation (features of the chosen utterances are computed on the fly, not cached).
+    noise_dir: str = ""  # folder of noise recordings, e.g. ../shared/data/noise
+    noise_prob: float = 0.0
+    noise_snr_db: tuple[float, float] = (5.0, 25.0)
+    rir_dir: str = ""  # folder of room impulse responses, e.g. ../shared/data/rir
+    rir_prob: float = 0.0
 
 
 @dataclass

@@ -44,7 +44,7 @@ def read_manifest(path: str) -> list[Utterance]:
     return out
 
 
-def _speed_audio(samples: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
+def speed_perturb(samples: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
     if speed == 1.0:
         return samples
     import soxr
@@ -65,7 +65,7 @@ def _features_job(args) -> np.ndarray:
     path, speed = args
     fe = _worker_extractor
     fe.reset()
-    samples = _speed_audio(read_audio(path, fe.config.sample_rate), speed, fe.config.sample_rate)
+    samples = speed_perturb(read_audio(path, fe.config.sample_rate), speed, fe.config.sample_rate)
     return fe.accept(samples)
 
 

@@ -14,13 +14,15 @@ import torch
 import torch.distributed as dist
 
 from asr.decoding import greedy_text
-from asr.features import FeatureConfig
+from asr.audio import read_audio
+from asr.features import FeatureConfig, FeatureExtractor
 from asr.metrics import ErrorCounter
 from asr.vocab import Vocabulary
 
 from .config import TrainConfig
+from .augment import WaveAugmenter
 from .data import (FeatureSet, cached_features, collate, feature_stats, filter_utterances, make_batches,
-                   read_manifest)
+                   read_manifest, speed_perturb)
 from .model import AcousticModel
 
 
@@ -169,9 +171,20 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
                 "epoch": epoch, "batch": batch, "best": best, **(extra or {})}
 
     metrics_path = os.path.join(out_dir, "metrics.csv")
+    board = _tensorboard(out_dir)
     last_save = time.monotonic()
     history = []
     mean_np, std_np = np.asarray(mean), np.asarray(std)
+    augmenter = WaveAugmenter(cfg.augment.noise_dir, cfg.augment.rir_dir, feat_cfg.sample_rate)
+    raw_frontend = FeatureExtractor(feat_cfg, normalize=False)
+
+    def features(i: int, speed: float, rng: np.random.Generator) -> np.ndarray:
+        if not augmenter.wants(rng, cfg.augment):
+            return train_split.feats[speed].get(i)
+        samples = speed_perturb(read_audio(train_split.utts[i].audio, feat_cfg.sample_rate), speed,
+                               feat_cfg.sample_rate)
+        raw_frontend.reset()
+        return raw_frontend.accept(augmenter(samples, rng, cfg.augment))
     for epoch in range(start_epoch, cfg.epochs):
         plan = epoch_plan(train_split, cfg, epoch, batch_frames)
         bar = _bar(plan, epoch, cfg.epochs, start_batch)
@@ -181,7 +194,7 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
             # Every batch seeds its own RNGs, so a resumed run replays exactly what it would have done.
             rng = np.random.default_rng([cfg.seed, epoch, b, _rank()])
             torch.manual_seed(hash((cfg.seed, epoch, b, _rank())) & 0x7FFFFFFF)
-            x, xl, y, yl = collate([train_split.feats[s].get(i) for i, s in items],
+            x, xl, y, yl = collate([features(i, s, rng) for i, s in items],
                                    [train_split.targets[i] for i, _ in items], cfg.model.stack, mean_np, std_np,
                                    rng, cfg.augment)
             h, c = model.initial_state(len(items))
@@ -222,6 +235,11 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
             history.append(row)
             _log(" ".join(f"{k}={v}" for k, v in row.items()))
             _append_csv(metrics_path, row)
+            if board is not None:
+                for k, v in row.items():
+                    if k != "epoch":
+                        board.add_scalar(k, v, epoch + 1)
+                board.flush()
             if dev["wer"] < best["wer"]:
                 best = {"wer": dev["wer"], "cer": dev["cer"], "epoch": epoch + 1}
                 save_atomic(checkpoint(epoch + 1, 0, {"dev": dev}), os.path.join(out_dir, "best.pt"))
@@ -252,6 +270,17 @@ def average_epochs(out_dir: str, last_epoch: int, n: int, model, dev_split, feat
                  "averaged_from": [os.path.basename(p) for p in paths]}, os.path.join(out_dir, "averaged.pt"))
     _log(f"averaged {len(paths)} checkpoints: dev wer={dev['wer']:.4f} cer={dev['cer']:.4f}")
     return dev
+
+
+def _tensorboard(out_dir: str):
+    """A SummaryWriter when tensorboard is installed (optional), else None."""
+    if _rank() != 0:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(os.path.join(out_dir, "tensorboard"))
 
 
 def _append_csv(path: str, row: dict) -> None:
