@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     lv = sub.add_parser("live", help="transcribe the microphone as you speak")
     lv.add_argument("--input", dest="input_device", help="input device index or name substring (see `asr devices`)")
     lv.add_argument("--timestamps", action="store_true", help="prefix finals with their times")
+    lv.add_argument("--meter", action="store_true", help="show an input level meter (terminal only)")
+    lv.add_argument("--output", help="also append finals to this file (.jsonl: JSON lines, else text)")
+    lv.add_argument("--save-audio", metavar="FILE.wav", help="record what was heard (16 kHz mono)")
+    lv.add_argument("--max-queue", type=float, default=10.0, metavar="S",
+                    help="audio buffered while recognition catches up; older audio is dropped (default 10)")
+    lv.add_argument("--reconnect", action="store_true", help="when the device disappears, wait for it to return")
     lv.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
     _add_model_args(lv)
     lv.set_defaults(func=cmd_live)

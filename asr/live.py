@@ -1,9 +1,9 @@
-"""Microphone capture (sounddevice callback thread -> bounded queue of 20 ms blocks) and `asr live`."""
+"""`asr live`: microphone -> Stream -> terminal / JSON lines / files, for hours at a time."""
 
 from __future__ import annotations
 
 import json
-import queue
+import shutil
 import signal
 import sys
 import time
@@ -11,30 +11,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .audio import Resampler
+from .capture import DeviceError, Microphone, input_devices, resolve_device
 
-BLOCK_SECONDS = 0.02
-
-
-class DeviceError(Exception):
-    pass
-
-
-def _sd():
-    try:
-        import sounddevice
-    except OSError as e:  # PortAudio missing
-        raise DeviceError(f"audio input unavailable: {e} (install libportaudio2)") from None
-    return sounddevice
-
-
-def input_devices() -> list[dict]:
-    sd = _sd()
-    default_in = sd.default.device[0]
-    apis = sd.query_hostapis()
-    return [{"index": i, "name": d["name"], "hostapi": apis[d["hostapi"]]["name"], "channels": d["max_input_channels"],
-             "default_samplerate": d["default_samplerate"], "default": i == default_in}
-            for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+SILENCE_WARNING_SECONDS = 3.0
 
 
 def list_devices() -> int:
@@ -44,152 +23,175 @@ def list_devices() -> int:
     return 0
 
 
-def resolve_device(spec: str | None) -> int | None:
-    """An index or a case-insensitive name substring -> device index (None: the default input)."""
-    if spec is None:
-        return None
-    devices = input_devices()
-    if spec.strip().isdigit():
-        index = int(spec)
-        if any(d["index"] == index for d in devices):
-            return index
-        raise DeviceError(f"no input device with index {index}; inputs: " + _names(devices))
-    matches = [d for d in devices if spec.lower() in d["name"].lower()]
-    if len(matches) == 1:
-        return matches[0]["index"]
-    if not matches:
-        raise DeviceError(f"no input device matches {spec!r}; inputs: " + _names(devices))
-    raise DeviceError(f"{spec!r} matches several input devices: " + _names(matches))
-
-
-def _names(devices) -> str:
-    return ", ".join(f"{d['index']}: {d['name']}" for d in devices) or "none"
-
-
-class Microphone:
-    """Captures one input at a rate it supports; blocks() yields 16 kHz mono float32 20 ms blocks.
-
-    The callback never blocks: when the consumer falls behind, the oldest block is dropped and counted.
-    """
-
-    def __init__(self, device: int | None = None, sample_rate: int = 16000, max_queue_seconds: float = 10.0):
-        self.sd = _sd()
-        self.device, self.target_rate = device, sample_rate
-        self.rate = self._pick_rate()
-        self.queue: queue.Queue = queue.Queue(maxsize=int(max_queue_seconds / BLOCK_SECONDS))
-        self.dropped_blocks = self.overflows = 0
-        self._resample = Resampler(self.rate, sample_rate)
-        self._stream = None
-
-    def _pick_rate(self) -> int:
-        try:
-            self.sd.check_input_settings(device=self.device, channels=1, samplerate=self.target_rate, dtype="float32")
-            return self.target_rate
-        except Exception:
-            return int(self.sd.query_devices(self.device, "input")["default_samplerate"])
-
-    def _callback(self, indata, frames, time_info, status) -> None:
-        if status.input_overflow:
-            self.overflows += 1
-        block = indata[:, 0].copy()
-        while True:
-            try:
-                self.queue.put_nowait(block)
-                return
-            except queue.Full:
-                try:
-                    self.queue.get_nowait()
-                    self.dropped_blocks += 1
-                except queue.Empty:
-                    pass
-
-    def __enter__(self) -> "Microphone":
-        self._stream = self.sd.InputStream(device=self.device, channels=1, samplerate=self.rate, dtype="float32",
-                                           blocksize=int(self.rate * BLOCK_SECONDS), callback=self._callback)
-        self._stream.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream.close()
-
-    def blocks(self, timeout: float = 5.0) -> Iterator[np.ndarray]:
-        while True:
-            try:
-                block = self.queue.get(timeout=timeout)
-            except queue.Empty:
-                raise DeviceError("no audio from the input device (disconnected?)") from None
-            out = self._resample(block)
-            if len(out):
-                yield out
-
-    @property
-    def dropped_seconds(self) -> float:
-        return self.dropped_blocks * BLOCK_SECONDS
-
-
 def microphone_results(recognizer, device: str | None = None) -> Iterator:
-    """Library use: partial and final Results from a microphone, until the caller stops iterating."""
+    """Library use: partial and final Results from a microphone until the caller stops iterating."""
     stream = recognizer.stream()
     with Microphone(resolve_device(device), recognizer.sample_rate) as mic:
         for block in mic.blocks():
-            yield from stream.accept(block)
+            yield from stream.accept(block.samples)
 
 
 class Display:
-    """Terminal: partial rewritten in place, finals as lines. Otherwise: one JSON object per line."""
+    """Terminal: the partial is updated in place (only its changed tail is redrawn) and each final becomes a
+    line. Not a terminal: one JSON object per result and line."""
 
-    def __init__(self, out=sys.stdout, timestamps: bool = False):
-        self.out, self.timestamps, self.tty = out, timestamps, out.isatty()
+    def __init__(self, out=sys.stdout, timestamps: bool = False, meter: bool = False):
+        self.out, self.timestamps, self.meter = out, timestamps, meter
+        self.tty = out.isatty()
+        self._shown = ""  # what the partial line shows now
+        self._level = ""
 
     def show(self, result) -> None:
         if not self.tty:
             self.out.write(json.dumps(result.to_dict()) + "\n")
         elif result.final:
-            stamp = f"[{result.start:7.2f} - {result.end:7.2f}] " if self.timestamps else ""
+            stamp = f"[{_clock(result.start)} - {_clock(result.end)}] " if self.timestamps else ""
             self.out.write(f"\r\033[K{stamp}{result.text}\n")
+            self._shown = ""
         else:
-            self.out.write(f"\r\033[K{result.text[-(_width() - 1):]}")
+            self._redraw(self._level + result.text)
         self.out.flush()
 
+    def level(self, samples: np.ndarray) -> None:
+        if not (self.tty and self.meter):
+            return
+        db = 20 * np.log10(np.sqrt(np.mean(samples**2)) + 1e-9)
+        bars = int(np.clip((db + 60) / 6, 0, 10))
+        level = "[" + "#" * bars + " " * (10 - bars) + "] "
+        if level != self._level:
+            self._redraw(level + self._shown[len(self._level):])
+            self._level = level
+            self.out.flush()
 
-def _width() -> int:
-    import shutil
+    def _redraw(self, text: str) -> None:
+        width = shutil.get_terminal_size((100, 20)).columns - 1
+        text = text if len(text) <= width else "…" + text[-(width - 1):]
+        common = 0
+        while common < min(len(text), len(self._shown)) and text[common] == self._shown[common]:
+            common += 1
+        back = len(self._shown) - common
+        # Stable words stay on screen untouched: move back over the changed tail only.
+        self.out.write("\b" * back + text[common:] + ("\033[K" if back else ""))
+        self._shown = text
 
-    return shutil.get_terminal_size((100, 20)).columns
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    h, m = divmod(int(m), 60)
+    return f"{h:d}:{m:02d}:{s:05.2f}" if h else f"{m:02d}:{s:05.2f}"
+
+
+class FinalsFile:
+    """--output: finals appended as text lines, or JSON lines for .jsonl/.json, flushed per segment."""
+
+    def __init__(self, path: str, timestamps: bool):
+        self.jsonl = path.endswith((".jsonl", ".json"))
+        self.timestamps = timestamps
+        self.f = open(path, "a", encoding="utf-8")
+
+    def write(self, result) -> None:
+        if self.jsonl:
+            self.f.write(json.dumps(result.to_dict()) + "\n")
+        else:
+            stamp = f"[{_clock(result.start)} - {_clock(result.end)}] " if self.timestamps else ""
+            self.f.write(f"{stamp}{result.text}\n")
+        self.f.flush()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class LiveSession:
+    """Everything one `asr live` run keeps across device reconnects: stream, outputs, counters."""
+
+    def __init__(self, recognizer, args):
+        self.stream = recognizer.stream()
+        self.display = Display(timestamps=args.timestamps, meter=args.meter)
+        self.finals = FinalsFile(args.output, args.timestamps) if args.output else None
+        self.audio = None
+        if args.save_audio:
+            import soundfile as sf
+
+            self.audio = sf.SoundFile(args.save_audio, "w", samplerate=recognizer.sample_rate, channels=1,
+                                      subtype="PCM_16")
+        self.segments = self.dropped_blocks = self.overflows = 0
+        self.zero_seconds, self.warned_silent = 0.0, False
+
+    def feed(self, samples: np.ndarray) -> None:
+        if self.audio is not None:
+            self.audio.write(samples)
+        self._check_silent(samples)
+        self.display.level(samples)
+        for result in self.stream.accept(samples):
+            self._emit(result)
+
+    def _check_silent(self, samples: np.ndarray) -> None:
+        self.zero_seconds = self.zero_seconds + len(samples) / 16000 if not np.any(samples) else 0.0
+        if self.zero_seconds >= SILENCE_WARNING_SECONDS and not self.warned_silent:
+            self.warned_silent = True
+            print("\nasr: the input has been pure digital silence for 3 s: is the microphone muted, or (macOS) "
+                  "does this terminal lack microphone permission?", file=sys.stderr)
+
+    def _emit(self, result) -> None:
+        self.display.show(result)
+        if result.final:
+            self.segments += 1
+            if self.finals is not None:
+                self.finals.write(result)
+
+    def close(self) -> None:
+        for result in self.stream.finish():
+            self._emit(result)
+        if self.finals is not None:
+            self.finals.close()
+        if self.audio is not None:
+            self.audio.close()
 
 
 def run_live(recognizer, args) -> int:
     try:
         device = resolve_device(args.input_device)
-        mic = Microphone(device, recognizer.sample_rate)
-    except DeviceError as e:
+        session = LiveSession(recognizer, args)
+    except (DeviceError, OSError) as e:
         print(f"asr: {e}", file=sys.stderr)
         return 1
-    display = Display(timestamps=args.timestamps)
-    stream = recognizer.stream()
     # SIGINT (even when a launcher ignored it) and SIGTERM end the session like Ctrl+C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    segments, started, status = 0, time.monotonic(), 0
+    started, status = time.monotonic(), 0
     try:
-        with mic:
-            print(f"asr: listening ({mic.rate} Hz); Ctrl+C to stop", file=sys.stderr)
-            for block in mic.blocks():
-                for r in stream.accept(block):
-                    display.show(r)
-                    segments += r.final
-                if args.duration and stream.time >= args.duration:
-                    break
+        while True:
+            try:
+                with Microphone(device, recognizer.sample_rate, args.max_queue) as mic:
+                    print(f"asr: listening ({mic.rate} Hz); Ctrl+C to stop", file=sys.stderr)
+                    try:
+                        for block in mic.blocks():
+                            session.feed(block.samples)
+                            if args.duration and session.stream.time >= args.duration:
+                                return status
+                    finally:
+                        session.dropped_blocks += mic.dropped_blocks
+                        session.overflows += mic.overflows
+            except DeviceError as e:
+                if not args.reconnect:
+                    print(f"\nasr: {e}", file=sys.stderr)
+                    status = 1
+                    return status
+                print(f"\nasr: {e}; reconnecting (Ctrl+C to stop)", file=sys.stderr)
+                time.sleep(1.0)
+                _reinit_portaudio()
     except KeyboardInterrupt:
-        pass
-    except DeviceError as e:
-        print(f"\nasr: {e}", file=sys.stderr)
-        status = 1
-    for r in stream.finish():
-        display.show(r)
-        segments += 1
-    print(f"asr: {stream.time:.1f} s of audio, {segments} segments, {mic.dropped_seconds:.2f} s dropped, "
-          f"{mic.overflows} input overflows, {time.monotonic() - started:.1f} s wall", file=sys.stderr)
-    return status
+        return status
+    finally:
+        session.close()
+        s = session
+        print(f"asr: {s.stream.time:.1f} s of audio, {s.segments} segments, {s.dropped_blocks * 0.02:.2f} s dropped, "
+              f"{s.overflows} input overflows, {time.monotonic() - started:.1f} s wall", file=sys.stderr)
+
+
+def _reinit_portaudio() -> None:
+    """PortAudio only sees devices that appeared after it started once it is re-initialised."""
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()

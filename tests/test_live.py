@@ -38,7 +38,7 @@ def _asr(*args):
 def test_devices_lists_inputs_and_selection_errors(pulse):
     out = subprocess.run(_asr("devices"), env=pulse, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "pulse" in out.stdout
-    from asr.live import DeviceError, resolve_device
+    from asr.capture import DeviceError, resolve_device
 
     old = os.environ.get("XDG_RUNTIME_DIR")
     os.environ["XDG_RUNTIME_DIR"] = pulse["XDG_RUNTIME_DIR"]
@@ -62,7 +62,8 @@ def test_live_transcribes_played_speech_then_exits_on_sigint(pulse, bundled_mode
     wav, text = sample_pairs()[0]
     offline = list(Recognizer.load(bundled_model, device="cpu").transcribe(str(wav)))
     speech_end = offline[-1].end
-    proc = subprocess.Popen(_asr("live", "--model", bundled_model), env=pulse, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_asr("live", "--model", bundled_model, "--output", tmp_path / "finals.jsonl",
+                                 "--save-audio", tmp_path / "heard.wav"), env=pulse, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines = []
 
@@ -91,3 +92,51 @@ def test_live_transcribes_played_speech_then_exits_on_sigint(pulse, bundled_mode
     assert len(set(heard) & set(expected)) >= 0.8 * len(set(expected))
     assert len(set(heard) & set(text.split())) >= 0.6 * len(set(text.split()))
     assert "segments" in proc.stderr.read()
+    import soundfile as sf
+
+    saved = [json.loads(line) for line in (tmp_path / "finals.jsonl").read_text().splitlines()]
+    assert [r["text"] for r in saved] == [r["text"] for _, r in finals]
+    heard_audio = sf.info(str(tmp_path / "heard.wav"))
+    assert heard_audio.samplerate == 16000 and heard_audio.duration > sf.info(str(wav)).duration
+
+
+def test_silent_input_warns(pulse, any_model):
+    r = subprocess.run(_asr("live", "--model", any_model, "--duration", "5"), env=pulse, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0
+    assert "silence" in r.stderr and "permission" in r.stderr
+
+
+def test_overload_drops_oldest_audio_and_reports_it(pulse, any_model, monkeypatch, capsys):
+    """A recognizer slower than real time: the bounded queue drops audio and the summary says so."""
+    import argparse
+
+    from asr.live import run_live
+    from asr.recognizer import Recognizer
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", pulse["XDG_RUNTIME_DIR"])
+    rec = Recognizer.load(any_model, device="cpu")
+    fast_stream = rec.stream
+
+    class SlowStream:
+        def __init__(self):
+            self.inner = fast_stream()
+
+        def accept(self, samples):
+            time.sleep(0.05)  # 50 ms of work per 20 ms block
+            return self.inner.accept(samples)
+
+        def finish(self):
+            return self.inner.finish()
+
+        @property
+        def time(self):
+            return self.inner.time
+
+    monkeypatch.setattr(rec, "stream", SlowStream)
+    args = argparse.Namespace(input_device=None, timestamps=False, meter=False, output=None, save_audio=None,
+                              reconnect=False, duration=3.0, max_queue=0.2)
+    assert run_live(rec, args) == 0
+    err = capsys.readouterr().err
+    dropped = float(err.split(" s dropped")[0].split(",")[-1])
+    assert dropped > 1.0, err
