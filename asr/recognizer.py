@@ -92,6 +92,13 @@ class Stream:
         """Seconds of audio accepted so far."""
         return self.samples_seen / self.rec.sample_rate
 
+    @property
+    def decoded_samples(self) -> int:
+        """How many input samples the results so far account for (the rest waits for a full chunk)."""
+        f = self.rec.info.feature
+        steps = self.decoder.steps
+        return steps * self.rec.info.stack * f.hop_length + (f.win_length - f.hop_length) if steps else 0
+
     def accept(self, samples: np.ndarray) -> list[Result]:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_seen += len(samples)

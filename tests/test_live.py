@@ -17,17 +17,25 @@ pytestmark = pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.whi
                                 reason="PulseAudio not installed")
 
 
-@pytest.fixture(scope="module")
-def pulse(tmp_path_factory):
-    runtime = tmp_path_factory.mktemp("pulse")
+def start_pulse(runtime) -> dict:
     os.chmod(runtime, 0o700)
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     subprocess.run(["pulseaudio", "-D", "-n", "--exit-idle-time=-1", "--load=module-native-protocol-unix",
                     "--load=module-null-sink sink_name=vsink rate=16000 channels=1"],
                    env=env, check=True, capture_output=True, timeout=30)
     subprocess.run(["pactl", "set-default-source", "vsink.monitor"], env=env, check=True, timeout=30)
-    yield env
+    return env
+
+
+def stop_pulse(env) -> None:
     subprocess.run(["pulseaudio", "--kill"], env=env, capture_output=True, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def pulse(tmp_path_factory):
+    env = start_pulse(tmp_path_factory.mktemp("pulse"))
+    yield env
+    stop_pulse(env)
 
 
 def _asr(*args):
@@ -140,3 +148,25 @@ def test_overload_drops_oldest_audio_and_reports_it(pulse, any_model, monkeypatc
     err = capsys.readouterr().err
     dropped = float(err.split(" s dropped")[0].split(",")[-1])
     assert dropped > 1.0, err
+
+
+def test_device_that_disappears_ends_cleanly_keeping_what_was_recognised(tmp_path, any_model):
+    (tmp_path / "pulse-gone").mkdir()
+    env = start_pulse(tmp_path / "pulse-gone")
+    try:
+        proc = subprocess.Popen(_asr("live", "--model", any_model, "--output", tmp_path / "kept.txt"), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert "listening" in proc.stderr.readline()
+        time.sleep(2)
+        stop_pulse(env)  # the sound server, and with it the input device, goes away
+        assert proc.wait(timeout=30) == 1
+        err = proc.stderr.read()
+        lines = [line for line in err.splitlines() if line.strip()]
+        # PortAudio's ALSA layer may print its own diagnostics first; ours is one clear line.
+        assert any(line.startswith("asr: ") and "input device" in line for line in lines), err
+        assert "segments" in lines[-1] and "Traceback" not in err
+        assert (tmp_path / "kept.txt").exists()
+    finally:
+        stop_pulse(env)
+        if proc.poll() is None:
+            proc.kill()
