@@ -100,38 +100,61 @@ class Stream:
         return steps * self.rec.info.stack * f.hop_length + (f.win_length - f.hop_length) if steps else 0
 
     def accept(self, samples: np.ndarray) -> list[Result]:
+        """Feed samples; run the model on every complete chunk (in one call) and decode."""
+        self.push(samples)
+        feats = self.take_chunks()
+        return self.run(feats) if feats is not None else []
+
+    def push(self, samples: np.ndarray) -> None:
+        """Feed samples to the front-end only; take_chunks() then hands the model input out."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_seen += len(samples)
         feats = self.frontend.accept(samples)
         if len(feats):
             self._feats = np.concatenate([self._feats, feats]) if len(self._feats) else feats
-        usable = len(self._feats) // self._chunk_frames * self._chunk_frames
-        if not usable:
-            return []
-        chunk, self._feats = self._feats[:usable], self._feats[usable:]
-        return self._run(chunk)
+
+    def take_chunks(self, max_chunks: int = 0) -> np.ndarray | None:
+        """Remove and return up to max_chunks (0: all) complete chunks of features [T, F], or None.
+
+        With apply(), this lets a server batch the ready chunks of many streams into one model call.
+        """
+        n = len(self._feats) // self._chunk_frames
+        if max_chunks:
+            n = min(n, max_chunks)
+        if not n:
+            return None
+        chunk, self._feats = self._feats[: n * self._chunk_frames], self._feats[n * self._chunk_frames :]
+        return chunk
+
+    def run(self, feats: np.ndarray) -> list[Result]:
+        log_probs, h, c = self.rec.model(feats[None], self.h, self.c)
+        return self.apply(log_probs[0], h, c)
 
     def finish(self) -> list[Result]:
         """End of audio: decode what is buffered (the last step padded by repeating the last frame)."""
         results = []
         stack = self.rec.info.stack
+        rest = self.take_chunks()
+        if rest is not None:
+            results += self.run(rest)
         if len(self._feats):
             pad = (-len(self._feats)) % stack
             feats = np.concatenate([self._feats, np.repeat(self._feats[-1:], pad, axis=0)])
             self._feats = self._feats[:0]
-            results = self._run(feats, check_endpoint=False)
+            log_probs, h, c = self.rec.model(feats[None], self.h, self.c)
+            results += self.apply(log_probs[0], h, c, check_endpoint=False)
         results = [r for r in results if r.final]
         final = self._close_segment()
         return results + ([final] if final else [])
 
-    def _run(self, feats: np.ndarray, check_endpoint: bool = True) -> list[Result]:
-        log_probs, self.h, self.c = self.rec.model(feats[None], self.h, self.c)
+    def apply(self, log_probs: np.ndarray, h: np.ndarray, c: np.ndarray, check_endpoint: bool = True) -> list[Result]:
+        """Take the model's output for the features last taken ([steps, V] and the new state); decode."""
+        self.h, self.c = h, c
         results = []
         # Endpoints are checked per chunk, so where a segment closes does not depend on block sizes.
-        lp = log_probs[0]
         step_chunk = self.rec.info.chunk_steps
-        for i in range(0, len(lp), step_chunk):
-            self.decoder.accept(lp[i : i + step_chunk])
+        for i in range(0, len(log_probs), step_chunk):
+            self.decoder.accept(log_probs[i : i + step_chunk])
             if check_endpoint and self._endpoint():
                 final = self._close_segment()
                 if final:

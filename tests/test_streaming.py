@@ -55,3 +55,27 @@ def test_partials_grow_into_the_final(any_model):
     assert partials and finals
     assert all(r.text for r in results)
     assert finals[-1].end <= len(read_audio(str(sample_pairs()[0][0]))) / 16000 + 0.1
+
+
+def test_batched_model_calls_equal_per_stream_calls(any_model):
+    """The server's path: ready chunks of several streams in one model call, state split back."""
+    rec = Recognizer.load(any_model, device="cpu")
+    audios = [read_audio(str(w)) for w, _ in sample_pairs()]
+    streams = [rec.stream() for _ in audios]
+    batched = [[] for _ in audios]
+    for s, a in zip(streams, audios):
+        s.push(a)
+    while True:
+        ready = [(i, s.take_chunks(1)) for i, s in enumerate(streams)]
+        ready = [(i, f) for i, f in ready if f is not None]
+        if not ready:
+            break
+        h = np.concatenate([streams[i].h for i, _ in ready], axis=1)
+        c = np.concatenate([streams[i].c for i, _ in ready], axis=1)
+        lp, h, c = rec.model(np.stack([f for _, f in ready]), h, c)
+        for k, (i, _) in enumerate(ready):
+            batched[i] += streams[i].apply(lp[k], h[:, k : k + 1], c[:, k : k + 1])
+    for i, s in enumerate(streams):
+        batched[i] += s.finish()
+        single = list(rec.transcribe(audios[i]))
+        assert [r.text for r in batched[i] if r.final] == [r.text for r in single]
