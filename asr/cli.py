@@ -17,7 +17,23 @@ def _load_recognizer(args):
     from .recognizer import Recognizer
 
     endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
-    return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint)
+    return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint,
+                           beam=_beam_config(args), lm=args.lm)
+
+
+def _beam_config(args):
+    """Beam search when asked for (--beam, --lm or hotwords); greedy otherwise."""
+    from .beam import BeamConfig, parse_hotwords
+
+    items = list(args.hotword)
+    if args.hotwords_file:
+        with open(args.hotwords_file, encoding="utf-8") as f:
+            items += f.read().splitlines()
+    hotwords = {w: b for phrase, b in parse_hotwords(items).items() for w in phrase.split()}
+    if not (args.beam or args.lm or hotwords):
+        return None
+    return BeamConfig(beam=args.beam or 8, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                      token_beam=args.token_beam, hotwords=hotwords)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -30,6 +46,16 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--silence-without-speech", type=float, default=2.4, metavar="S",
                    help="reset after this much audio with nothing recognised (default 2.4)")
     p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
+    d = p.add_argument_group("decoding (greedy unless one of --beam, --lm, --hotword is given)")
+    d.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses (default 8 when on)")
+    d.add_argument("--lm", help="word n-gram language model (KenLM binary or ARPA; needs the kenlm module)")
+    d.add_argument("--lm-weight", type=float, default=0.5, help="language model weight (default 0.5)")
+    d.add_argument("--word-bonus", type=float, default=1.0, help="score added per word (default 1.0)")
+    d.add_argument("--token-beam", type=float, default=10.0,
+                   help="extend only tokens within this log-prob of the best (default 10)")
+    d.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
+                   help="boost a word (repeatable; default bonus 5)")
+    d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
 
 
 def cmd_transcribe(args) -> int:

@@ -57,7 +57,7 @@ class GreedyDecoder:
 
     @property
     def text(self) -> str:
-        return self.vocab.decode(t.id for t in self.tokens).strip()
+        return " ".join(self.vocab.decode(t.id for t in self.tokens).split())
 
 
 def tokens_to_words(tokens: list[Token], vocab: Vocabulary, step_seconds: float) -> list[Word]:
@@ -87,4 +87,4 @@ def greedy_text(log_probs: np.ndarray, vocab: Vocabulary) -> str:
     """Offline convenience for one utterance's [T, V] log-probs."""
     d = GreedyDecoder(vocab)
     d.accept(log_probs)
-    return " ".join(d.text.split())
+    return d.text

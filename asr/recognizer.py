@@ -35,19 +35,40 @@ class Result:
 
 
 class Recognizer:
-    def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None):
+    """A loaded model plus decoding options. beam=None and no LM: greedy decoding."""
+
+    def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None, beam=None, lm=None):
         self.model = model
         self.info = model.info
         self.vocab = Vocabulary(self.info.vocab, self.info.blank_id)
         self.endpoint = endpoint or EndpointConfig()
+        self.lm = lm
+        if beam is None and lm is not None:
+            from .beam import BeamConfig
+
+            beam = BeamConfig()
+        self.beam = beam
 
     @classmethod
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
-             endpoint: EndpointConfig | None = None) -> "Recognizer":
+             endpoint: EndpointConfig | None = None, beam=None, lm: str | None = None) -> "Recognizer":
+        """beam: a beam.BeamConfig for beam search; lm: a KenLM/ARPA file (implies beam search)."""
         path = path or default_model_path()
         if not os.path.exists(path):
             raise ModelError(f"{path}: model file not found")
-        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint)
+        language_model = None
+        if lm:
+            from .lm import LanguageModel
+
+            language_model = LanguageModel(lm)
+        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, beam, language_model)
+
+    def decoder(self):
+        if self.beam is None:
+            return GreedyDecoder(self.vocab)
+        from .beam import BeamDecoder
+
+        return BeamDecoder(self.vocab, self.beam, self.lm)
 
     @property
     def sample_rate(self) -> int:
@@ -80,7 +101,7 @@ class Stream:
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
         self.h, self.c = recognizer.model.initial_state(1)
-        self.decoder = GreedyDecoder(recognizer.vocab)
+        self.decoder = recognizer.decoder()
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
         self._chunk_frames = info.stack * info.chunk_steps
         self._segment_start_step = 0
@@ -181,6 +202,8 @@ class Stream:
         return Result(final, text, start, end, words)
 
     def _close_segment(self) -> Result | None:
+        if hasattr(self.decoder, "finalize"):  # beam search: score the last word before choosing
+            self.decoder.finalize()
         result = self._result(final=True) if self.decoder.tokens else None
         if result is not None and not result.text:
             result = None

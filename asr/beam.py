@@ -1,0 +1,189 @@
+"""Streaming CTC prefix beam search with an optional word language model and hotword boosting.
+
+Same interface as decoding.GreedyDecoder (accept, tokens, text, steps, last_nonblank_step, reset),
+plus finalize(), which scores the last word and the end of sentence before a segment is closed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decoding import Token
+from .vocab import Vocabulary
+
+NEG_INF = -math.inf
+
+
+def _lae(a: float, b: float) -> float:
+    if a == NEG_INF:
+        return b
+    if b == NEG_INF:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+@dataclass
+class BeamConfig:
+    beam: int = 8  # hypotheses kept per step
+    token_beam: float = 10.0  # only tokens within this log-prob of the step's best are extended
+    max_tokens: int = 8  # and at most this many per step
+    lm_weight: float = 0.5
+    word_bonus: float = 1.0  # added per word (balances the LM's preference for fewer words)
+    hotwords: dict[str, float] = field(default_factory=dict)  # word or phrase -> bonus (natural log)
+
+
+@dataclass
+class _Hyp:
+    pb: float = NEG_INF  # paths ending in blank
+    pnb: float = NEG_INF  # paths ending in the last token
+    last: int = -1
+    lm: float = 0.0  # LM, word bonus and hotword scores so far
+    lm_state: object = None
+    boost: float = 0.0  # hotword prefix bonus given to the word in progress (taken back if it diverges)
+    tokens: tuple = ()
+    last_nonblank: int = -1
+
+    @property
+    def acoustic(self) -> float:
+        return _lae(self.pb, self.pnb)
+
+    @property
+    def score(self) -> float:
+        return self.acoustic + self.lm
+
+
+class BeamDecoder:
+    def __init__(self, vocab: Vocabulary, config: BeamConfig | None = None, lm=None):
+        self.vocab, self.cfg, self.lm = vocab, config or BeamConfig(), lm
+        self.space = vocab.tokens.index(" ")
+        self._prefix_boost = _hotword_prefixes(self.cfg.hotwords)
+        self.steps = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.beams = {"": _Hyp(pb=0.0, lm_state=self.lm.begin() if self.lm else None)}
+
+    @property
+    def best(self) -> tuple[str, _Hyp]:
+        return max(self.beams.items(), key=lambda kv: kv[1].score)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.best[0].split())
+
+    @property
+    def tokens(self) -> list[Token]:
+        return list(self.best[1].tokens)
+
+    @property
+    def last_nonblank_step(self) -> int:
+        return self.best[1].last_nonblank
+
+    def accept(self, log_probs: np.ndarray) -> None:
+        for row in log_probs:
+            self._step(row)
+            self.steps += 1
+
+    def _step(self, row: np.ndarray) -> None:
+        blank, step = self.vocab.blank_id, self.steps
+        order = np.argsort(row)[::-1][: self.cfg.max_tokens]
+        cands = [int(k) for k in order if k != blank and row[k] >= row[order[0]] - self.cfg.token_beam]
+        nxt: dict[str, _Hyp] = {}
+
+        def slot(prefix: str, src: _Hyp) -> _Hyp:
+            h = nxt.get(prefix)
+            if h is None:
+                h = nxt[prefix] = _Hyp(last=src.last, lm=src.lm, lm_state=src.lm_state, boost=src.boost,
+                                       tokens=src.tokens, last_nonblank=src.last_nonblank)
+            return h
+
+        for prefix, hyp in self.beams.items():
+            total = hyp.acoustic
+            h = slot(prefix, hyp)
+            h.pb = _lae(h.pb, total + float(row[blank]))
+            if hyp.last >= 0 and hyp.last != blank:  # the last token again, collapsed
+                h.pnb = _lae(h.pnb, hyp.pnb + float(row[hyp.last]))
+                if row[hyp.last] > row[blank]:
+                    h.last_nonblank = max(h.last_nonblank, step)
+            for k in cands:
+                p = (hyp.pb if k == hyp.last else total) + float(row[k])
+                if p == NEG_INF:
+                    continue
+                ch = self.vocab.tokens[k]
+                if ch == " " and (not prefix or prefix.endswith(" ")):
+                    continue  # no empty words
+                new_prefix = prefix + ch
+                fresh = new_prefix not in nxt
+                h = slot(new_prefix, hyp)
+                if fresh:
+                    h.last = k
+                    h.tokens = hyp.tokens + (Token(k, step, float(row[k])),)
+                    h.last_nonblank = step
+                    self._score_extension(h, prefix, ch)
+                h.pnb = _lae(h.pnb, p)
+        self.beams = dict(sorted(nxt.items(), key=lambda kv: kv[1].score, reverse=True)[: self.cfg.beam])
+
+    def _score_extension(self, h: _Hyp, prefix: str, ch: str) -> None:
+        """LM, word bonus and hotwords for a hypothesis just extended by ch (h starts as a copy of its parent)."""
+        word = prefix.rsplit(" ", 1)[-1]
+        if ch == " ":
+            self._complete_word(h, word)
+            return
+        word += ch
+        bonus = self._prefix_boost.get(word)
+        if bonus is None:  # no longer on the way to a hotword: take the advance back
+            h.lm -= h.boost
+            h.boost = 0.0
+        else:
+            h.lm += bonus
+            h.boost += bonus
+
+    def _complete_word(self, h: _Hyp, word: str) -> None:
+        if word not in self.cfg.hotwords:
+            h.lm -= h.boost
+        h.boost = 0.0
+        if self.lm is not None:  # the bonus balances the LM's per-word cost; without an LM it would only add words
+            lp, h.lm_state = self.lm.score(h.lm_state, word)
+            h.lm += self.cfg.lm_weight * lp + self.cfg.word_bonus
+
+    def finalize(self) -> None:
+        """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
+        done = {}
+        for prefix, hyp in self.beams.items():
+            word = prefix.rsplit(" ", 1)[-1]
+            if word:
+                self._complete_word(hyp, word)
+            if self.lm is not None and prefix.strip():
+                hyp.lm += self.cfg.lm_weight * self.lm.end(hyp.lm_state)
+            done[prefix.strip()] = hyp
+        self.beams = done
+
+
+def _hotword_prefixes(hotwords: dict[str, float]) -> dict[str, float]:
+    """Every proper prefix and the whole of each hotword -> bonus per character (the largest if shared)."""
+    out: dict[str, float] = {}
+    for word, bonus in hotwords.items():
+        for i in range(1, len(word) + 1):
+            out[word[:i]] = max(out.get(word[:i], 0.0), bonus / len(word))
+    return out
+
+
+def parse_hotwords(items: list[str], default_bonus: float = 5.0) -> dict[str, float]:
+    """`word` or `word:bonus` items (from the command line or a file, one per line) -> dict."""
+    out = {}
+    for item in items:
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        word, sep, bonus = item.rpartition(":")
+        if not sep:
+            word, bonus = item, str(default_bonus)
+        try:
+            out[word.strip().lower()] = float(bonus)
+        except ValueError:
+            raise ValueError(f"hotword {item!r}: bonus must be a number") from None
+    return out

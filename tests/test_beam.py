@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+
+from asr.beam import BeamConfig, BeamDecoder, parse_hotwords
+from asr.decoding import GreedyDecoder
+from asr.vocab import Vocabulary
+
+V = Vocabulary()
+
+
+def frames(spec):
+    """spec: list of {token: prob} per step ('_' = blank); the rest of the mass spread thinly."""
+    lp = np.full((len(spec), len(V)), 1e-4)
+    for t, probs in enumerate(spec):
+        for ch, p in probs.items():
+            lp[t, 0 if ch == "_" else V.tokens.index(ch)] = p
+    lp /= lp.sum(axis=1, keepdims=True)
+    return np.log(lp).astype(np.float32)
+
+
+def spell(text, p=0.95):
+    out = []
+    for ch in text:
+        out += [{ch: p}, {"_": p}]
+    return out
+
+
+def decode(lp, **kw):
+    d = BeamDecoder(V, BeamConfig(**{k: v for k, v in kw.items() if k != "lm"}), kw.get("lm"))
+    d.accept(lp)
+    d.finalize()
+    return d.text
+
+
+@pytest.fixture(scope="module")
+def lm(tmp_path_factory):
+    pytest.importorskip("kenlm")
+    from asr.lm import LanguageModel
+    from asr.lmbuild import build_arpa
+
+    path = tmp_path_factory.mktemp("lm") / "lm.arpa"
+    text = ["the cat sat on the mat", "the cat ate", "a cat and a dog", "the dog sat"] * 5
+    build_arpa(text, str(path), order=3, min_count=1)
+    return LanguageModel(str(path))
+
+
+def test_beam_without_lm_matches_greedy_on_peaky_output():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        text = "".join(rng.choice(list("abc de")) for _ in range(12)).strip()
+        lp = frames(spell(text))
+        g = GreedyDecoder(V)
+        g.accept(lp)
+        assert decode(lp) == g.text == " ".join(text.split())
+
+
+def test_lm_prefers_the_in_vocabulary_word(lm):
+    # Acoustically "the cet sat" is a little more likely than "the cat sat".
+    spec = spell("the c") + [{"e": 0.55, "a": 0.45}, {"_": 0.95}] + spell("t sat")
+    lp = frames(spec)
+    assert decode(lp) == "the cet sat"
+    assert decode(lp, lm=lm, lm_weight=1.0, word_bonus=2.0) == "the cat sat"
+
+
+def test_hotwords_change_the_result_where_they_should():
+    spec = [{"r": 0.4, "b": 0.6}, {"_": 0.95}] + spell("ob is here")
+    lp = frames(spec)
+    assert decode(lp) == "bob is here"
+    assert decode(lp, hotwords={"rob": 3.0}) == "rob is here"
+    assert decode(lp, hotwords={"robert": 3.0}) == "bob is here"  # a prefix alone earns nothing
+
+
+def test_streaming_beam_equals_offline(lm):
+    rng = np.random.default_rng(1)
+    lp = frames(spell("the cat sat on a mat", p=0.7))
+    lp = np.log(np.exp(lp) * rng.uniform(0.5, 1.5, lp.shape))
+    lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
+    cfg = BeamConfig(lm_weight=0.8)
+    offline = BeamDecoder(V, cfg, lm)
+    offline.accept(lp)
+    for _ in range(3):
+        d = BeamDecoder(V, cfg, lm)
+        i = 0
+        while i < len(lp):
+            n = int(rng.integers(1, 7))
+            d.accept(lp[i : i + n])
+            i += n
+        assert d.text == offline.text
+        assert [(t.id, t.step) for t in d.tokens] == [(t.id, t.step) for t in offline.tokens]
+
+
+def test_parse_hotwords():
+    assert parse_hotwords(["Kubernetes:7.5", "onnx", "# comment", ""]) == {"kubernetes": 7.5, "onnx": 5.0}
+    with pytest.raises(ValueError, match="bonus must be a number"):
+        parse_hotwords(["x:y"])
