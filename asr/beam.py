@@ -115,7 +115,10 @@ class BeamDecoder:
                     continue
                 ch = self.vocab.tokens[k]
                 if ch == " " and (not prefix or prefix.endswith(" ")):
-                    continue  # no empty words
+                    # Spaces around nothing add no word: the path stays on this prefix.
+                    h = slot(prefix, hyp)
+                    h.pnb = _lae(h.pnb, p)
+                    continue
                 new_prefix = prefix + ch
                 fresh = new_prefix not in nxt
                 h = slot(new_prefix, hyp)
