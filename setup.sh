@@ -9,7 +9,7 @@ extra=""
 apt_pkgs=(libportaudio2 libsndfile1)
 case "${1:-}" in
   --train) extra="[train]" ;;
-  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite) ;;
+  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg) ;;
   "") ;;
   *) echo "usage: ./setup.sh [--train|--dev]" >&2; exit 2 ;;
 esac

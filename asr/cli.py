@@ -59,36 +59,28 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_transcribe(args) -> int:
-    from .audio import AudioError
-    from .writers import render
+    from functools import partial
 
-    rec = _load_recognizer(args)
-    if args.output_dir:
-        os.makedirs(args.output_dir, exist_ok=True)
-    failed = 0
-    for path in args.files:
-        try:
-            document = render(list(rec.transcribe(path)), args.format)
-        except AudioError as e:
-            print(f"asr: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        if args.output_dir:
-            stem = os.path.splitext(os.path.basename(path))[0]
-            _write_atomic(os.path.join(args.output_dir, f"{stem}.{args.format}"), document)
-        else:
-            if len(args.files) > 1:
-                print(f"==> {path} <==")
-            sys.stdout.write(document)
-            sys.stdout.flush()
-    return 1 if failed else 0
+    from .batch import expand_inputs, run_batch
+    from .writers import FORMATS
+
+    _load_recognizer(args)  # fail fast, once, on a bad model or options
+    formats = list(FORMATS) if args.format == "all" else [args.format]
+    if args.format == "all" and not args.output_dir:
+        _fail("--format all needs --output-dir")
+        return 2
+    inputs = expand_inputs(args.files)
+    if not inputs:
+        _fail("no audio files found in " + " ".join(args.files))
+        return 1
+    jobs = args.jobs or os.cpu_count() or 1
+    loader = partial(_load_recognizer_for_worker, args, 1 if jobs > 1 else args.threads)
+    return run_batch(inputs, formats, args.output_dir, loader, jobs=jobs, skip_existing=args.skip_existing)
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.part"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _load_recognizer_for_worker(args, threads):
+    args.threads = threads
+    return _load_recognizer(args)
 
 
 def cmd_info(args) -> int:
@@ -139,6 +131,26 @@ def cmd_devices(args) -> int:
     return list_devices()
 
 
+def cmd_serve(args) -> int:
+    from .server import ServerConfig, run_server
+
+    config = ServerConfig(host=args.host, port=args.port, max_clients=args.max_clients,
+                          max_message_bytes=args.max_message_bytes, idle_timeout=args.idle_timeout)
+    return run_server(_load_recognizer(args), config)
+
+
+def cmd_client(args) -> int:
+    from .client import run_client
+
+    return run_client(args)
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
 def cmd_train(args) -> int:
     from training.cli import run
 
@@ -165,9 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("transcribe", help="transcribe audio files")
-    t.add_argument("files", nargs="+", metavar="FILE")
-    t.add_argument("--format", choices=["txt", "json", "srt", "vtt"], default="txt")
-    t.add_argument("--output-dir", help="write FILE-stem.FORMAT here instead of printing")
+    t.add_argument("files", nargs="+", metavar="FILE", help="files, folders (searched recursively), globs, or - for stdin")
+    t.add_argument("--format", choices=["txt", "json", "srt", "vtt", "tsv", "all"], default="txt")
+    t.add_argument("--output-dir", help="write FILE-stem.FORMAT here (atomically) instead of printing")
+    t.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
+    t.add_argument("--jobs", type=int, default=0, help="parallel workers (default: number of cores)")
     _add_model_args(t)
     t.set_defaults(func=cmd_transcribe)
 
@@ -196,6 +210,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devices", help="list audio input devices")
     d.set_defaults(func=cmd_devices)
+
+    sv = sub.add_parser("serve", help="WebSocket streaming server (many clients share one model)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    sv.add_argument("--port", type=int, default=2700, help="TCP port (default 2700; 0: any free port)")
+    sv.add_argument("--max-clients", type=int, default=64, metavar="N",
+                    help="connections beyond this are rejected with an error message (default 64)")
+    sv.add_argument("--max-message-bytes", type=int, default=1 << 20, metavar="N",
+                    help="larger messages are rejected (default 1048576)")
+    sv.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
+                    help="close connections silent for this long (default 30)")
+    _add_model_args(sv)
+    sv.set_defaults(func=cmd_serve)
+
+    cl = sub.add_parser("client", help="stream a file or the microphone to `asr serve`")
+    cl.add_argument("file", nargs="?", metavar="FILE", help="audio file (anything `asr transcribe` reads)")
+    cl.add_argument("--mic", action="store_true", help="stream the microphone instead of a file")
+    cl.add_argument("--input", dest="input_device", help="with --mic: input device index or name substring")
+    cl.add_argument("--url", default="ws://127.0.0.1:2700", help="server URL (default ws://127.0.0.1:2700)")
+    pace = cl.add_mutually_exclusive_group()
+    pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
+                      help="send a file at the speed it plays, in 20 ms blocks (default)")
+    pace.add_argument("--fast", dest="realtime", action="store_false", help="send a file as fast as possible")
+    cl.add_argument("--duration", type=float, default=0.0, help="with --mic: stop after this many seconds")
+    cl.set_defaults(func=cmd_client)
+
+    bn = sub.add_parser("bench", help="real-time factor, server throughput, latency, memory (vs. pocketsphinx)")
+    bn.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
+    bn.add_argument("--audio", help="audio file to use (default: the bundled samples, concatenated)")
+    bn.add_argument("--json", action="store_true", help="print one JSON object")
+    bn.add_argument("--streams-max", type=int, default=64, metavar="N",
+                    help="most concurrent real-time streams to try (default 64)")
+    bn.add_argument("--latency-bound", type=float, default=0.5, metavar="S",
+                    help="a load level is sustained while p95 partial latency stays under this (default 0.5)")
+    bn.add_argument("--level-seconds", type=float, default=10.0, metavar="S",
+                    help="audio each client streams per load level (default 10)")
+    bn.add_argument("--server-threads", type=int, default=0, metavar="N",
+                    help="onnxruntime threads of the server (default 0: all cores)")
+    bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
+    bn.set_defaults(func=cmd_bench)
 
     pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")
     pr.set_defaults(func=cmd_prepare)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import os
 
+from .quiet import quiet_stderr
+
 LN10 = math.log(10)
 
 
@@ -17,7 +19,7 @@ class LanguageModel:
         if not os.path.isfile(path):
             raise ValueError(f"{path}: language model file not found")
         self._kenlm = kenlm
-        with _quiet_stderr():  # KenLM prints a progress bar and advice while loading
+        with quiet_stderr():  # KenLM prints a progress bar and advice while loading
             try:
                 self.model = kenlm.Model(path)
             except (OSError, RuntimeError) as e:
@@ -39,15 +41,3 @@ class LanguageModel:
 
     def __contains__(self, word: str) -> bool:
         return word in self.model
-
-
-class _quiet_stderr:
-    def __enter__(self):
-        self.saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-
-    def __exit__(self, *exc):
-        os.dup2(self.saved, 2)
-        os.close(self.saved)

@@ -6,7 +6,7 @@ import json
 
 from .recognizer import Result
 
-FORMATS = ("txt", "json", "srt", "vtt")
+FORMATS = ("txt", "json", "srt", "vtt", "tsv")
 
 
 def _timestamp(seconds: float, sep: str) -> str:
@@ -50,4 +50,7 @@ def render(segments: list[Result], fmt: str) -> str:
     if fmt == "vtt":
         return "WEBVTT\n\n" + "".join(f"{_timestamp(a, '.')} --> {_timestamp(b, '.')}\n{t}\n\n"
                                       for a, b, t in _cues(segments))
+    if fmt == "tsv":  # milliseconds, as subtitle and alignment tools expect
+        return "start\tend\ttext\n" + "".join(f"{round(s.start * 1000)}\t{round(s.end * 1000)}\t{s.text}\n"
+                                                for s in segments)
     raise ValueError(f"unknown format {fmt!r}")

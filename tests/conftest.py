@@ -14,12 +14,15 @@ BUNDLED = ROOT / "assets" / "en-lstm-ctc.onnx"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+def asr_command() -> list[str]:
+    exe = shutil.which("asr", path=os.path.dirname(sys.executable)) or shutil.which("asr")
+    return [exe] if exe else [sys.executable, "-m", "asr.cli"]
+
+
 def run_asr(*args, input=None, timeout=300, env=None):
     """The real `asr` command, as a user runs it."""
-    exe = shutil.which("asr", path=os.path.dirname(sys.executable)) or shutil.which("asr")
-    cmd = [exe] if exe else [sys.executable, "-m", "asr.cli"]
-    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, input=input, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run([*asr_command(), *map(str, args)], capture_output=True, text=True, input=input,
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def sample_pairs():

@@ -1,0 +1,365 @@
+"""`asr serve`: a WebSocket server where many concurrent streams share one Recognizer.
+
+Protocol (one audio stream per connection):
+  client -> {"sample_rate": 16000}          first message, text (JSON)
+  client -> binary messages                  little-endian PCM16 mono at that rate, any length (even byte count)
+  client -> {"eof": 1}                       text: end of audio
+  server -> {"type": "partial"|"final", "text", "start", "end", "words": [...]}   as results appear
+  server -> {"type": "eof"}                  after the last final; then the server closes the connection
+  server -> {"type": "error", "error": "..."}  a rejected connection or message; then the server closes
+
+One worker thread owns every Stream and the model: each round it feeds the audio that arrived, takes at most one
+chunk from every stream that has one ready, and runs all those chunks as one batched onnxruntime call. The event
+loop only moves bytes, so it stays responsive however busy the model is. GET /health answers with JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger("asr.server")
+
+MIN_RATE, MAX_RATE = 8000, 192000
+
+
+@dataclass
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 2700  # 0: any free port (the one chosen is printed on stderr)
+    max_clients: int = 64
+    max_message_bytes: int = 1 << 20  # larger messages are answered with an error
+    idle_timeout: float = 30.0  # seconds without a message from the client
+    max_backlog_seconds: float = 10.0  # audio received but not yet recognised before reading pauses (backpressure)
+    shutdown_timeout: float = 30.0  # seconds to finalise open streams on SIGTERM/SIGINT
+
+
+class Rejected(Exception):
+    """A client error: sent as {"type": "error"} and the connection is closed with `code`."""
+
+    def __init__(self, message: str, code: int = 1008):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _Job:
+    session: "Session"
+    audio: list  # int16 arrays at the client's rate, in order
+    flush: bool  # end of audio reached now: flush the resampler
+    eof: bool  # end of audio has been handed over (now or earlier): finish when no chunk is left
+
+
+@dataclass(eq=False)
+class Session:
+    """One connection's audio stream. The event loop owns the queues; the worker thread owns stream/resampler."""
+
+    ws: object
+    rate: int = 0
+    stream: object = None
+    resampler: object = None
+    pending: list = field(default_factory=list)
+    pending_samples: int = 0
+    eof: bool = False  # the client said eof, or the server is shutting down
+    eof_sent: bool = False  # the worker knows
+    active: bool = False  # the worker may have a ready chunk for this stream
+    done: bool = False
+    dropped: bool = False
+    backlog: float = 0.0  # seconds of audio received but not yet recognised
+    outq: asyncio.Queue = field(default_factory=asyncio.Queue)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+    reader: asyncio.Task | None = None
+    sender: asyncio.Task | None = None
+
+    def __post_init__(self):
+        self.drained.set()
+
+
+class Server:
+    def __init__(self, recognizer, config: ServerConfig | None = None):
+        self.rec = recognizer
+        self.config = config or ServerConfig()
+        self.clients: set[Session] = set()  # every handled connection
+        self.sessions: set[Session] = set()  # those streaming audio
+        self.closing = False
+        self.started = time.monotonic()
+        self.streams_total = 0
+        self.audio_seconds = 0.0
+        self.rounds = self.batched_chunks = 0
+        self.port: int | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
+        self._wake: asyncio.Event | None = None
+
+    # ---- health -------------------------------------------------------------------------------------------------
+    def health(self) -> dict:
+        return {"status": "shutting-down" if self.closing else "ok", "clients": len(self.clients),
+                "max_clients": self.config.max_clients, "streams_total": self.streams_total,
+                "audio_seconds": round(self.audio_seconds, 3), "model": self.rec.model.path,
+                "providers": self.rec.model.providers, "sample_rate": self.rec.sample_rate,
+                "mean_batch": round(self.batched_chunks / self.rounds, 2) if self.rounds else 0.0,
+                "uptime_s": round(time.monotonic() - self.started, 1)}
+
+    def _process_request(self, connection, request):
+        if request.path.split("?", 1)[0].rstrip("/") == "/health":
+            response = connection.respond(503 if self.closing else 200, json.dumps(self.health()) + "\n")
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            return response
+        return None
+
+    # ---- serving ------------------------------------------------------------------------------------------------
+    async def serve(self, stop: asyncio.Future | None = None, ready=None) -> None:
+        """Serve until `stop` completes (or SIGTERM/SIGINT when stop is None); then finalise open streams."""
+        from websockets.asyncio.server import serve
+
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        if stop is None:
+            stop = loop.create_future()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        c = self.config
+        # The WebSocket layer cuts off (close code 1009) what is far beyond the limit without buffering it;
+        # messages up to 4x the limit are read and answered with an error message.
+        server = await serve(self._handle, c.host, c.port, process_request=self._process_request,
+                             max_size=4 * c.max_message_bytes, compression=None, server_header=None)
+        batcher = asyncio.create_task(self._batch_loop())
+        self.port = server.sockets[0].getsockname()[1]
+        print(f"asr: serving on ws://{c.host}:{self.port} (model {self.rec.model.path}, "
+              f"{', '.join(self.rec.model.providers)}, at most {c.max_clients} clients)", file=sys.stderr, flush=True)
+        if ready is not None:
+            ready(self)
+        try:
+            await stop
+        finally:
+            await self._shutdown(server)
+            batcher.cancel()
+            self._executor.shutdown(wait=True)
+
+    async def _shutdown(self, server) -> None:
+        self.closing = True
+        print(f"asr: shutting down; finalising {len(self.sessions)} open streams", file=sys.stderr, flush=True)
+        server.close(close_connections=False)  # stop accepting; connections in their handshake get HTTP 503
+        for s in list(self.clients):
+            if s.reader is not None:
+                s.reader.cancel()  # the handler then finalises the stream: its finals, eof, close
+        try:
+            await asyncio.wait_for(server.wait_closed(), self.config.shutdown_timeout)
+        except asyncio.TimeoutError:
+            for s in list(self.clients):
+                await s.ws.close(1001, "server shutting down")
+
+    async def _handle(self, ws) -> None:
+        if self.closing:
+            return await _reject(ws, "server is shutting down", 1001)
+        if len(self.clients) >= self.config.max_clients:
+            return await _reject(ws, f"server full ({self.config.max_clients} clients); try again later", 1013)
+        s = Session(ws)
+        self.clients.add(s)
+        try:
+            s.reader = asyncio.create_task(self._read(s))
+            await asyncio.wait([s.reader])
+            if not s.reader.cancelled() and s.reader.exception() is not None:
+                exc = s.reader.exception()
+                if isinstance(exc, Rejected):
+                    await _reject(ws, str(exc), exc.code)
+                return  # otherwise the client went away (ConnectionClosed): nothing to send
+            if s.stream is None:  # shutting down before the stream started
+                await ws.close(1001, "server shutting down")
+                return
+            # End of audio (or shutdown): recognise what was received, send the finals and eof, close.
+            s.eof = True
+            self._wake.set()
+            await s.sender
+            await ws.close(1001 if self.closing else 1000)
+        except Exception as e:  # ConnectionClosed while finalising, or a bug: never take other clients down
+            from websockets.exceptions import ConnectionClosed
+
+            if not isinstance(e, ConnectionClosed):
+                log.exception("connection handler failed")
+        finally:
+            s.dropped = True
+            self.clients.discard(s)
+            self.sessions.discard(s)
+            if s.sender is not None:
+                if s.sender.done():
+                    s.sender.cancelled() or s.sender.exception()  # retrieved: a closed connection is no news
+                else:
+                    s.sender.cancel()
+
+    async def _recv(self, ws):
+        try:
+            msg = await asyncio.wait_for(ws.recv(), self.config.idle_timeout)
+        except asyncio.TimeoutError:
+            raise Rejected(f"no message for {self.config.idle_timeout:g} s (idle timeout)") from None
+        size = len(msg)
+        if size > self.config.max_message_bytes:
+            raise Rejected(f"message of {size} bytes is over the limit of {self.config.max_message_bytes}", 1009)
+        return msg
+
+    async def _read(self, s: Session) -> None:
+        """Read the configuration, then audio until eof; raise Rejected for a protocol violation."""
+        first = await self._recv(s.ws)
+        if isinstance(first, bytes):
+            raise Rejected('the first message must be JSON text such as {"sample_rate": 16000}, not binary audio')
+        cfg = _parse_json(first)
+        if cfg.get("health") and len(cfg) == 1:
+            await s.ws.send(json.dumps({"type": "health", **self.health()}))
+            raise Rejected("health answered", 1000) from None
+        unknown = sorted(set(cfg) - {"sample_rate"})
+        if unknown:
+            raise Rejected(f"unknown field(s) in the first message: {', '.join(unknown)}")
+        rate = cfg.get("sample_rate")
+        if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+            raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {rate!r})')
+        from .audio import Resampler
+
+        s.rate, s.resampler, s.stream = rate, Resampler(rate, self.rec.sample_rate), self.rec.stream()
+        self.sessions.add(s)
+        self.streams_total += 1
+        s.sender = asyncio.create_task(self._send(s))  # results go out as they appear
+        while True:
+            await s.drained.wait()  # backpressure: the client's sends stall while the model catches up
+            msg = await self._recv(s.ws)
+            if isinstance(msg, bytes):
+                if len(msg) % 2:
+                    raise Rejected(f"binary messages must hold whole PCM16 samples (got {len(msg)} bytes, an odd count)")
+                audio = np.frombuffer(msg, dtype="<i2")
+                s.pending.append(audio)
+                s.pending_samples += len(audio)
+                seconds = len(audio) / rate
+                self.audio_seconds += seconds
+                s.backlog += seconds
+                if s.backlog > self.config.max_backlog_seconds:
+                    s.drained.clear()
+                self._wake.set()
+            else:
+                obj = _parse_json(msg)
+                if obj.get("eof") and len(obj) == 1:
+                    return
+                raise Rejected(f'unexpected message {msg[:80]!r}: send binary PCM16 audio or {{"eof": 1}}')
+
+    async def _send(self, s: Session) -> None:
+        while True:
+            item = await s.outq.get()
+            if item is None:
+                await s.ws.send('{"type": "eof"}')
+                return
+            await s.ws.send(json.dumps(item))
+            if item["type"] == "error":
+                await s.ws.close(1011, "internal error")
+                return
+
+    # ---- the batching loop --------------------------------------------------------------------------------------
+    async def _batch_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while True:
+                jobs = []
+                for s in list(self.sessions):
+                    if s.done or s.dropped:
+                        continue
+                    flush = s.eof and not s.eof_sent
+                    if s.active or s.pending or flush:
+                        jobs.append(_Job(s, s.pending, flush, s.eof))
+                        s.pending, s.pending_samples, s.eof_sent = [], 0, s.eof
+                if not jobs:
+                    break
+                try:
+                    outs = await loop.run_in_executor(self._executor, self._round, jobs)
+                except Exception as e:
+                    log.exception("model round failed")
+                    for job in jobs:
+                        job.session.done = True
+                        job.session.outq.put_nowait({"type": "error", "error": f"internal error: {e}"})
+                    continue
+                for job, (results, more, finished, backlog) in zip(jobs, outs):
+                    s = job.session
+                    if s.dropped:
+                        continue
+                    for r in results:
+                        s.outq.put_nowait(r.to_dict())
+                    s.active = more
+                    s.backlog = backlog + s.pending_samples / s.rate
+                    if s.backlog <= self.config.max_backlog_seconds:
+                        s.drained.set()
+                    if finished:
+                        s.done = True
+                        s.outq.put_nowait(None)
+
+    def _round(self, jobs: list[_Job]) -> list[tuple]:
+        """Worker thread: feed new audio, run at most one chunk of every ready stream in one model call."""
+        ready = []
+        for i, job in enumerate(jobs):
+            s = job.session
+            for a in job.audio:
+                s.stream.push(s.resampler(a.astype(np.float32) / 32768.0))
+            if job.flush:
+                tail = s.resampler(np.zeros(0, np.float32), last=True)
+                if len(tail):
+                    s.stream.push(tail)
+            feats = s.stream.take_chunks(1)
+            if feats is not None:
+                ready.append((i, feats))
+        results: list[list] = [[] for _ in jobs]
+        if ready:
+            streams = [jobs[i].session.stream for i, _ in ready]
+            h = np.concatenate([st.h for st in streams], axis=1)
+            c = np.concatenate([st.c for st in streams], axis=1)
+            log_probs, h, c = self.rec.model(np.stack([f for _, f in ready]), h, c)
+            for k, ((i, _), st) in enumerate(zip(ready, streams)):
+                results[i] += st.apply(log_probs[k], h[:, k : k + 1].copy(), c[:, k : k + 1].copy())
+            self.rounds += 1
+            self.batched_chunks += len(ready)
+        took = {i for i, _ in ready}
+        outs = []
+        for i, job in enumerate(jobs):
+            st = job.session.stream
+            finished = False
+            if i not in took and job.eof:
+                results[i] += st.finish()
+                finished = True
+            backlog = max(0, st.samples_seen - st.decoded_samples) / self.rec.sample_rate
+            outs.append((results[i], i in took, finished, backlog))
+        return outs
+
+
+def _parse_json(text: str) -> dict:
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise Rejected(f"invalid JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise Rejected("messages must be JSON objects")
+    return obj
+
+
+async def _reject(ws, message: str, code: int) -> None:
+    """Send {"type": "error"} (unless only a close is due) and close; the client may already be gone."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        if code != 1000:
+            await ws.send(json.dumps({"type": "error", "error": message}))
+        await ws.close(code, message[:120])
+    except ConnectionClosed:
+        pass
+
+
+def run_server(recognizer, config: ServerConfig) -> int:
+    """`asr serve`: blocks until SIGTERM/SIGINT, finalises open streams, returns 0."""
+    logging.basicConfig(level=logging.WARNING, format="asr: %(name)s: %(message)s")
+    server = Server(recognizer, config)
+    asyncio.run(server.serve())
+    print("asr: server stopped", file=sys.stderr, flush=True)
+    return 0
