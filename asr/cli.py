@@ -151,6 +151,23 @@ def cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def cmd_lm_build(args) -> int:
+    from .lmbuild import build_arpa
+    from .vocab import normalize_text
+
+    def sentences():
+        for path in args.text:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    text = normalize_text(line)
+                    if text:
+                        yield text
+
+    counts = build_arpa(sentences(), args.output, order=args.order, min_count=args.min_count)
+    print(f"{args.output}: " + ", ".join(f"{n}-grams {c}" for n, c in counts.items()))
+    return 0
+
+
 def cmd_train(args) -> int:
     from training.cli import run
 
@@ -249,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="onnxruntime threads of the server (default 0: all cores)")
     bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
     bn.set_defaults(func=cmd_bench)
+
+    lm = sub.add_parser("lm", help="language model tools").add_subparsers(dest="lm_command", required=True,
+                                                                          metavar="build")
+    lb = lm.add_parser("build", help="build a word n-gram model (ARPA) from text files, one sentence per line")
+    lb.add_argument("text", nargs="+", help="text files (normalised like transcripts: lower-case a-z and ')")
+    lb.add_argument("-o", "--output", required=True, help="ARPA file to write (loads with --lm)")
+    lb.add_argument("--order", type=int, default=3)
+    lb.add_argument("--min-count", type=int, default=2, help="prune n-grams (above unigrams) seen fewer times")
+    lb.set_defaults(func=cmd_lm_build)
 
     pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")
     pr.set_defaults(func=cmd_prepare)

@@ -143,7 +143,7 @@ async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[n
         except (asyncio.CancelledError, ConnectionClosed):
             pass
         await ws.close()
-    if not got_eof and report.error is None and ws.close_code is not None:
+    if not got_eof and report.error is None:
         report.error = f"connection closed before eof (code {ws.close_code}{', ' + ws.close_reason if ws.close_reason else ''})"
     return report
 

@@ -1,0 +1,76 @@
+"""Tune beam-search LM weight and word bonus on a dev manifest; prints WER/CER for each setting (JSON lines).
+
+    python scripts/tune_lm.py MODEL.onnx LM.arpa DEV.jsonl [--weights 0.3,0.5,0.8] [--bonuses 0,1,2] [--jobs 2]
+
+Log-probs are computed once per utterance, then every setting is decoded from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from asr.audio import read_audio  # noqa: E402
+from asr.beam import BeamConfig, BeamDecoder  # noqa: E402
+from asr.evaluate import read_eval_manifest  # noqa: E402
+from asr.metrics import ErrorCounter  # noqa: E402
+from asr.recognizer import Recognizer  # noqa: E402
+from asr.vocab import normalize_text  # noqa: E402
+
+_data = {}
+
+
+def _init(lm_path, items, vocab):
+    from asr.lm import LanguageModel
+
+    _data.update(lm=LanguageModel(lm_path) if lm_path else None, items=items, vocab=vocab)
+
+
+def _score(setting):
+    weight, bonus, beam = setting
+    per_corpus = {}
+    for corpus, ref, lp in _data["items"]:
+        d = BeamDecoder(_data["vocab"], BeamConfig(beam=beam, lm_weight=weight, word_bonus=bonus), _data["lm"])
+        d.accept(lp)
+        d.finalize()
+        per_corpus.setdefault(corpus, ErrorCounter()).add(ref, normalize_text(d.text))
+    total = ErrorCounter()
+    for e in per_corpus.values():
+        for k in ("word_edits", "words", "char_edits", "chars"):
+            setattr(total, k, getattr(total, k) + getattr(e, k))
+    return {"lm_weight": weight, "word_bonus": bonus, "beam": beam, "wer": round(total.wer, 4), "cer": round(total.cer, 4),
+            "by_corpus": {c: {"wer": round(e.wer, 4), "cer": round(e.cer, 4)} for c, e in per_corpus.items()}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("model")
+    p.add_argument("lm", help="ARPA/KenLM file, or '' for beam search without LM")
+    p.add_argument("manifest")
+    p.add_argument("--weights", default="0.3,0.5,0.7,0.9")
+    p.add_argument("--bonuses", default="0,1,2,3")
+    p.add_argument("--beams", default="8")
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args()
+    rec = Recognizer.load(args.model, device="cpu")
+    items = []
+    for item in read_eval_manifest(args.manifest):
+        feats = rec.stream().frontend.accept(read_audio(item["audio"]))
+        feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
+        lp, _, _ = rec.model(feats[None], *rec.model.initial_state())
+        items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
+    settings = list(itertools.product(map(float, args.weights.split(",")), map(float, args.bonuses.split(",")),
+                                      map(int, args.beams.split(","))))
+    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.lm, items, rec.vocab)) as pool:
+        for result in pool.map(_score, settings):
+            print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
