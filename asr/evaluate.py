@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 
 from .audio import AudioError, read_audio
+from .manifest import read_manifest
 from .metrics import ErrorCounter
 from .vocab import normalize_text
 
 
-def read_eval_manifest(path: str) -> list[dict]:
-    base = os.path.dirname(os.path.abspath(path))
-    items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                d["audio"] = d["audio"] if os.path.isabs(d["audio"]) else os.path.join(base, d["audio"])
-                d["text"] = str(d["text"])
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: bad manifest line ({e})") from None
-            items.append(d)
-    return items
-
-
 def evaluate_manifest(recognizer, manifest: str, progress: bool = False) -> dict:
-    items = read_eval_manifest(manifest)
+    items = read_manifest(manifest)
     total, by_corpus = ErrorCounter(), {}
     audio_seconds = compute_seconds = 0.0
     failed = 0
@@ -56,9 +38,5 @@ def evaluate_manifest(recognizer, manifest: str, progress: bool = False) -> dict
         "wer": total.wer, "cer": total.cer, "rtf": compute_seconds / max(audio_seconds, 1e-9),
         "utterances": len(items) - failed, "failed": failed, "audio_seconds": audio_seconds,
         "words": total.words,
-        "by_corpus": {c: {"wer": e.wer, "cer": e.cer, "utterances": _count(items, c)} for c, e in by_corpus.items()},
+        "by_corpus": {c: {"wer": e.wer, "cer": e.cer, "utterances": e.utterances} for c, e in by_corpus.items()},
     }
-
-
-def _count(items, corpus):
-    return sum(1 for i in items if i.get("corpus", "all") == corpus)

@@ -17,9 +17,10 @@ class ErrorCounter:
     """Accumulates word and character edits over many utterances."""
 
     def __init__(self):
-        self.word_edits = self.words = self.char_edits = self.chars = 0
+        self.word_edits = self.words = self.char_edits = self.chars = self.utterances = 0
 
     def add(self, ref: str, hyp: str) -> None:
+        self.utterances += 1
         self.word_edits += edit_distance(ref.split(), hyp.split())
         self.words += len(ref.split())
         self.char_edits += edit_distance(ref, hyp)

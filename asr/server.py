@@ -101,7 +101,7 @@ class Server:
     # ---- health -------------------------------------------------------------------------------------------------
     def health(self) -> dict:
         return {"status": "shutting-down" if self.closing else "ok", "clients": len(self.clients),
-                "max_clients": self.config.max_clients, "streams_total": self.streams_total,
+                "streams": len(self.sessions), "max_clients": self.config.max_clients, "streams_total": self.streams_total,
                 "audio_seconds": round(self.audio_seconds, 3), "model": self.rec.model.path,
                 "providers": self.rec.model.providers, "sample_rate": self.rec.sample_rate,
                 "mean_batch": round(self.batched_chunks / self.rounds, 2) if self.rounds else 0.0,

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr.audio import read_audio  # noqa: E402
 from asr.beam import BeamConfig, BeamDecoder  # noqa: E402
-from asr.evaluate import read_eval_manifest  # noqa: E402
+from asr.manifest import read_manifest  # noqa: E402
 from asr.metrics import ErrorCounter  # noqa: E402
 from asr.recognizer import Recognizer  # noqa: E402
 from asr.vocab import normalize_text  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> None:
     args = p.parse_args()
     rec = Recognizer.load(args.model, device="cpu")
     items = []
-    for item in read_eval_manifest(args.manifest):
+    for item in read_manifest(args.manifest):
         feats = rec.stream().frontend.accept(read_audio(item["audio"]))
         feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
         lp, _, _ = rec.model(feats[None], *rec.model.initial_state())

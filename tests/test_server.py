@@ -109,14 +109,18 @@ async def aio_stream(url, samples, block=1600, pace=0.0, first=None, extra=None)
     """One aiohttp WebSocket client: config, PCM16 blocks, eof; returns every message the server sent."""
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(url, max_msg_size=0) as ws:
-            await ws.send_str(first or json.dumps({"sample_rate": 16000}))
-            for i in range(0, len(samples), block):
-                await ws.send_bytes(pcm16(samples[i : i + block]))
-                if pace:
-                    await asyncio.sleep(pace)
-            if extra is not None:
-                await (ws.send_bytes(extra) if isinstance(extra, bytes) else ws.send_str(extra))
-            await ws.send_str(json.dumps({"eof": 1}))
+            first = first or json.dumps({"sample_rate": 16000})
+            try:
+                await (ws.send_bytes(first) if isinstance(first, bytes) else ws.send_str(first))
+                for i in range(0, len(samples), block):
+                    await ws.send_bytes(pcm16(samples[i : i + block]))
+                    if pace:
+                        await asyncio.sleep(pace)
+                if extra is not None:
+                    await (ws.send_bytes(extra) if isinstance(extra, bytes) else ws.send_str(extra))
+                await ws.send_str(json.dumps({"eof": 1}))
+            except (ConnectionError, aiohttp.ClientError):  # a rejected client: the server closed on it
+                pass
             return await aio_collect(ws)
 
 
@@ -209,7 +213,7 @@ def test_bad_clients_are_rejected_and_others_unaffected(server, audio, expected)
 
 
 def test_memory_returns_near_baseline_after_clients_leave(server, audio):
-    long = np.concatenate(list(audio.values()) * 2)  # 50 s each
+    long = np.concatenate(list(audio.values()))  # 25 s each, sent faster than real time: backpressure too
 
     async def round_of_clients():
         return await asyncio.gather(*(aio_stream(server.url, long, block=8000) for _ in range(20)))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from asr import manifest
 from asr.audio import read_audio
 from asr.features import FeatureConfig, FeatureExtractor, normalize
 from asr.vocab import Vocabulary
@@ -29,19 +30,8 @@ class Utterance:
 
 
 def read_manifest(path: str) -> list[Utterance]:
-    base = os.path.dirname(os.path.abspath(path))
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-                audio = d["audio"] if os.path.isabs(d["audio"]) else os.path.join(base, d["audio"])
-                out.append(Utterance(audio, float(d.get("duration", 0.0)), d["text"], str(d.get("speaker", ""))))
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path}:{n}: bad manifest line ({e})") from None
-    return out
+    return [Utterance(d["audio"], float(d.get("duration", 0.0)), d["text"], str(d.get("speaker", "")))
+            for d in manifest.read_manifest(path)]
 
 
 def speed_perturb(samples: np.ndarray, speed: float, sample_rate: int) -> np.ndarray:
