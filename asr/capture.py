@@ -84,7 +84,11 @@ class Microphone:
             self.sd.check_input_settings(device=self.device, channels=1, samplerate=self.target_rate, dtype="float32")
             return self.target_rate
         except Exception:
+            pass
+        try:
             return int(self.sd.query_devices(self.device, "input")["default_samplerate"])
+        except Exception as e:
+            raise DeviceError(f"no usable input device ({str(e).splitlines()[0]})") from None
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:

@@ -158,12 +158,13 @@ def run_live(recognizer, args) -> int:
     # SIGINT (even when a launcher ignored it) and SIGTERM end the session like Ctrl+C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    started, status = time.monotonic(), 0
+    started, status, waiting = time.monotonic(), 0, False
     try:
         while True:
             try:
                 with Microphone(device, recognizer.sample_rate, args.max_queue) as mic:
                     print(f"asr: listening ({mic.rate} Hz); Ctrl+C to stop", file=sys.stderr)
+                    waiting = False
                     try:
                         for block in mic.blocks():
                             session.feed(block.samples)
@@ -177,7 +178,9 @@ def run_live(recognizer, args) -> int:
                     print(f"\nasr: {e}", file=sys.stderr)
                     status = 1
                     return status
-                print(f"\nasr: {e}; reconnecting (Ctrl+C to stop)", file=sys.stderr)
+                if not waiting:
+                    print(f"\nasr: {e}; waiting for the device to return (Ctrl+C to stop)", file=sys.stderr)
+                    waiting = True
                 time.sleep(1.0)
                 _reinit_portaudio()
     except KeyboardInterrupt:

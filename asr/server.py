@@ -104,6 +104,7 @@ class Server:
                 "streams": len(self.sessions), "max_clients": self.config.max_clients, "streams_total": self.streams_total,
                 "audio_seconds": round(self.audio_seconds, 3), "model": self.rec.model.path,
                 "providers": self.rec.model.providers, "sample_rate": self.rec.sample_rate,
+                "model_calls": self.rounds, "chunks": self.batched_chunks,
                 "mean_batch": round(self.batched_chunks / self.rounds, 2) if self.rounds else 0.0,
                 "uptime_s": round(time.monotonic() - self.started, 1)}
 

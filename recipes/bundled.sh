@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces assets/en-lstm-ctc.onnx from ../shared/data: train, pick the better of the best epoch and the
-# average of the last epochs on dev, export, evaluate through the runtime, export again with the figures.
-# Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --train.
+# Reproduces assets/en-lstm-ctc.onnx and assets/en-3gram.arpa from ../shared/data: train, pick the better
+# of the best epoch and the average of the last epochs on dev, export, evaluate through the runtime,
+# export again with the figures; build the language model and tune its weights on dev.
+# Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-../shared/data}"
@@ -26,3 +27,9 @@ done
 cp "$RUN/$(basename "$best" .pt).dev.json" "$RUN/shipped.dev.json"
 $ASR export "$best" -o "$OUT" --accuracy "$RUN/shipped.dev.json"
 echo "shipped $best (dev WER $best_wer) as $OUT"
+
+# Language model: the sentence corpus plus the training transcripts (never dev text).
+.venv/bin/python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
+  "$DATA/train.jsonl" > "$RUN/train-text.txt"
+$ASR lm build "$DATA/text/sentences.txt" "$RUN/train-text.txt" -o assets/en-3gram.arpa
+.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" | tee "$RUN/lm-tuning.jsonl"

@@ -170,3 +170,37 @@ def test_device_that_disappears_ends_cleanly_keeping_what_was_recognised(tmp_pat
         stop_pulse(env)
         if proc.poll() is None:
             proc.kill()
+
+
+def test_reconnect_waits_for_the_device_and_goes_on(tmp_path, any_model):
+    runtime = tmp_path / "pulse-back"
+    runtime.mkdir()
+    env = start_pulse(runtime)
+    proc = subprocess.Popen(_asr("live", "--model", any_model, "--reconnect"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in proc.stderr.readline()
+        time.sleep(2)
+        stop_pulse(env)
+        time.sleep(7)  # the capture notices after 5 s without audio
+        start_pulse(runtime)
+        deadline = time.monotonic() + 30
+        lines = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "listening" in line:
+                break
+        assert any("waiting for the device" in line for line in lines), lines
+        assert "listening" in lines[-1], lines
+        time.sleep(2.5)
+        subprocess.run(["paplay", "--device=vsink", str(sample_pairs()[0][0])], env=env, check=True, timeout=60)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0
+        assert any(json.loads(line)["text"] for line in out.splitlines())  # recognised after the reconnect
+    finally:
+        stop_pulse(env)
+        if proc.poll() is None:
+            proc.kill()
