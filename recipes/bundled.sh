@@ -32,4 +32,5 @@ echo "shipped $best (dev WER $best_wer) as $OUT"
 .venv/bin/python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
   "$DATA/train.jsonl" > "$RUN/train-text.txt"
 $ASR lm build "$DATA/text/sentences.txt" "$RUN/train-text.txt" -o assets/en-3gram.arpa
-.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" | tee "$RUN/lm-tuning.jsonl"
+.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.5,0.8,1.1 \
+  --bonuses 1,2,3 | tee "$RUN/lm-tuning.jsonl"

@@ -93,3 +93,20 @@ def test_parse_hotwords():
     assert parse_hotwords(["Kubernetes:7.5", "onnx", "# comment", ""]) == {"kubernetes": 7.5, "onnx": 5.0}
     with pytest.raises(ValueError, match="bonus must be a number"):
         parse_hotwords(["x:y"])
+
+
+def test_lm_build_and_beam_decoding_from_the_cli(tmp_path, any_model):
+    pytest.importorskip("kenlm")
+    from conftest import run_asr, sample_pairs
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("".join(t + "\n" for _, t in sample_pairs()) * 3)
+    lm_path = tmp_path / "lm.arpa"
+    r = run_asr("lm", "build", text, "-o", lm_path, "--min-count", "1")
+    assert r.returncode == 0 and "3-grams" in r.stdout
+    assert lm_path.read_text().startswith("\\data\\")
+    wav = sample_pairs()[0][0]
+    r = run_asr("transcribe", wav, "--model", any_model, "--lm", lm_path, "--lm-weight", "0.8", "--hotword", "canoe:4")
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.strip()
+    r = run_asr("transcribe", wav, "--model", any_model, "--lm", tmp_path / "missing.arpa")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
