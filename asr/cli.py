@@ -256,14 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
     bn.add_argument("--audio", help="audio file to use (default: the bundled samples, concatenated)")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
-    bn.add_argument("--streams-max", type=int, default=64, metavar="N",
-                    help="most concurrent real-time streams to try (default 64)")
+    bn.add_argument("--streams-max", type=int, default=256, metavar="N",
+                    help="most concurrent real-time streams to try (default 256)")
     bn.add_argument("--latency-bound", type=float, default=0.5, metavar="S",
                     help="a load level is sustained while p95 partial latency stays under this (default 0.5)")
     bn.add_argument("--level-seconds", type=float, default=10.0, metavar="S",
                     help="audio each client streams per load level (default 10)")
-    bn.add_argument("--server-threads", type=int, default=0, metavar="N",
-                    help="onnxruntime threads of the server (default 0: all cores)")
+    bn.add_argument("--server-threads", type=int, default=1, metavar="N",
+                    help="onnxruntime threads of the server (default 1; 0: all cores)")
     bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
     bn.set_defaults(func=cmd_bench)
 

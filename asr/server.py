@@ -29,6 +29,8 @@ import numpy as np
 log = logging.getLogger("asr.server")
 
 MIN_RATE, MAX_RATE = 8000, 192000
+MAX_QUEUED_PARTIALS = 64  # results waiting to be sent to one client, beyond which its partials are skipped
+MAX_QUEUED_RESULTS = 4096  # beyond which the connection is closed
 
 
 @dataclass
@@ -74,10 +76,13 @@ class Session:
     done: bool = False
     dropped: bool = False
     backlog: float = 0.0  # seconds of audio received but not yet recognised
+    received: int = 0  # samples received
+    chunks_due: int = 0  # model chunks that the audio handed to the worker completes
     outq: asyncio.Queue = field(default_factory=asyncio.Queue)
     drained: asyncio.Event = field(default_factory=asyncio.Event)
     reader: asyncio.Task | None = None
     sender: asyncio.Task | None = None
+    closer: asyncio.Task | None = None
 
     def __post_init__(self):
         self.drained.set()
@@ -236,6 +241,7 @@ class Server:
                 audio = np.frombuffer(msg, dtype="<i2")
                 s.pending.append(audio)
                 s.pending_samples += len(audio)
+                s.received += len(audio)
                 seconds = len(audio) / rate
                 self.audio_seconds += seconds
                 s.backlog += seconds
@@ -271,7 +277,7 @@ class Server:
                     if s.done or s.dropped:
                         continue
                     flush = s.eof and not s.eof_sent
-                    if s.active or s.pending or flush:
+                    if s.active or flush or (s.pending and self._chunk_due(s)):
                         jobs.append(_Job(s, s.pending, flush, s.eof))
                         s.pending, s.pending_samples, s.eof_sent = [], 0, s.eof
                 if not jobs:
@@ -288,8 +294,14 @@ class Server:
                     s = job.session
                     if s.dropped:
                         continue
-                    for r in results:
-                        s.outq.put_nowait(r.to_dict())
+                    for r in results:  # a client slow to read gets fewer partials, never fewer finals
+                        if r.final or s.outq.qsize() < MAX_QUEUED_PARTIALS:
+                            s.outq.put_nowait(r.to_dict())
+                    if s.outq.qsize() > MAX_QUEUED_RESULTS:  # it does not read at all: memory must stay bounded
+                        s.dropped = True
+                        self.sessions.discard(s)
+                        s.closer = asyncio.create_task(s.ws.close(1008, "the client does not read its results"))
+                        continue
                     s.active = more
                     s.backlog = backlog + s.pending_samples / s.rate
                     if s.backlog <= self.config.max_backlog_seconds:
@@ -297,6 +309,20 @@ class Server:
                     if finished:
                         s.done = True
                         s.outq.put_nowait(None)
+
+    def _chunk_due(self, s: Session) -> bool:
+        """Does the audio received complete a new model chunk? Until it does, feeding it would be wasted rounds
+        (a round per 20 ms message costs more than the model); at the model's rate this is exact, so results
+        come no later. Audio that needs resampling is fed as it comes."""
+        if s.rate != self.rec.sample_rate:
+            return True
+        f = self.rec.info.feature
+        frames = 0 if s.received < f.win_length else 1 + (s.received - f.win_length) // f.hop_length
+        chunks = frames // (self.rec.info.stack * self.rec.info.chunk_steps)
+        if chunks > s.chunks_due:
+            s.chunks_due = chunks
+            return True
+        return False
 
     def _round(self, jobs: list[_Job]) -> list[tuple]:
         """Worker thread: feed new audio, run at most one chunk of every ready stream in one model call."""

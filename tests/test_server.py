@@ -160,6 +160,19 @@ def test_twenty_simultaneous_clients_all_get_correct_finals(server, audio, expec
     assert h["mean_batch"] > 1.0  # ready chunks of concurrent streams were run together
 
 
+def test_other_sample_rates_are_resampled_like_files(server, model, audio, tmp_path):
+    import soundfile as sf
+    import soxr
+
+    pcm = np.clip(np.rint(soxr.resample(audio[sorted(audio)[0]], 16000, 48000) * 32768), -32768, 32767)
+    path = tmp_path / "48k.wav"
+    sf.write(path, pcm.astype(np.int16), 48000, subtype="PCM_16")
+    want = [json.loads(json.dumps(r.to_dict())) for r in Recognizer.load(model, device="cpu").transcribe(str(path))]
+    messages = asyncio.run(aio_stream(server.url, read_audio(str(path), 48000), block=4800,
+                                      first='{"sample_rate": 48000}'))
+    assert finals(messages) == want and want
+
+
 def test_bad_clients_are_rejected_and_others_unaffected(server, audio, expected):
     name = sorted(audio)[1]
     good = audio[name]
@@ -272,5 +285,8 @@ def test_sigterm_finalises_open_streams_then_exits_zero(model, audio, tmp_path):
     assert full[0]["type"] == "error" and "full" in full[0]["error"] and full[-1]["code"] == 1013
     assert messages[-2:] == [{"type": "eof"}, {"type": "closed", "code": 1001}]
     assert finals(messages) == want and want
-    assert s.stop() == 0
+    try:
+        assert s.proc.wait(timeout=30) == 0  # the one SIGTERM: no second signal
+    finally:
+        s.stop()
     assert "shutting down" in open(s.log_path).read()
