@@ -250,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="send a file at the speed it plays, in 20 ms blocks (default)")
     pace.add_argument("--fast", dest="realtime", action="store_false", help="send a file as fast as possible")
     cl.add_argument("--duration", type=float, default=0.0, help="with --mic: stop after this many seconds")
+    cl.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
+                    help="boost a word for this stream (repeatable)")
     cl.set_defaults(func=cmd_client)
 
     bn = sub.add_parser("bench", help="real-time factor, server throughput, latency, memory (vs. pocketsphinx)")

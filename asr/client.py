@@ -61,8 +61,10 @@ def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[np.ndarray], realtime: bool = True,
                         on_result: Callable[[dict], None] | None = None, stop: asyncio.Event | None = None,
-                        open_timeout: float = 10.0) -> ClientReport:
-    """Stream float32 16 kHz blocks; with realtime, each is sent when its last sample would have been captured."""
+                        open_timeout: float = 10.0, hotwords: list[str] | None = None) -> ClientReport:
+    """Stream float32 16 kHz blocks; with realtime, each is sent when its last sample would have been captured.
+
+    hotwords ("word" or "word:bonus") are boosted for this stream only."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -90,7 +92,7 @@ async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[n
             await ws.close()
 
     async def _send() -> None:
-        await ws.send(json.dumps({"sample_rate": RATE}))
+        await ws.send(json.dumps({"sample_rate": RATE, **({"hotwords": hotwords} if hotwords else {})}))
         t0, pos = time.monotonic(), 0
         async for block in _aiter(blocks):
             if stop is not None and stop.is_set():
@@ -238,8 +240,10 @@ def run_client(args) -> int:
             loop.add_signal_handler(sig, stop.set)
         if args.mic:
             blocks = _mic_blocks(resolve_device(args.input_device), stop, args.duration)
-            return await stream_blocks(args.url, blocks, realtime=False, on_result=show, stop=stop)
-        return await stream_file(args.url, args.file, realtime=args.realtime, on_result=show, stop=stop)
+            return await stream_blocks(args.url, blocks, realtime=False, on_result=show, stop=stop,
+                                       hotwords=args.hotword)
+        return await stream_file(args.url, args.file, realtime=args.realtime, on_result=show, stop=stop,
+                                 hotwords=args.hotword)
 
     try:
         report = asyncio.run(main())

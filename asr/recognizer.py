@@ -63,19 +63,26 @@ class Recognizer:
             language_model = LanguageModel(lm)
         return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, beam, language_model)
 
-    def decoder(self):
-        if self.beam is None:
+    def decoder(self, hotwords: dict[str, float] | None = None):
+        """Greedy, or beam search when configured or when this stream has hotwords of its own."""
+        if self.beam is None and not hotwords:
             return GreedyDecoder(self.vocab)
-        from .beam import BeamDecoder
+        from dataclasses import replace
 
-        return BeamDecoder(self.vocab, self.beam, self.lm)
+        from .beam import BeamConfig, BeamDecoder
+
+        cfg = self.beam or BeamConfig()
+        if hotwords:
+            cfg = replace(cfg, hotwords={**cfg.hotwords, **hotwords})
+        return BeamDecoder(self.vocab, cfg, self.lm)
 
     @property
     def sample_rate(self) -> int:
         return self.info.feature.sample_rate
 
-    def stream(self) -> "Stream":
-        return Stream(self)
+    def stream(self, hotwords: dict[str, float] | None = None) -> "Stream":
+        """A new audio stream; hotwords (word -> bonus) apply to it alone."""
+        return Stream(self, hotwords)
 
     def transcribe(self, audio: str | np.ndarray | Iterable[np.ndarray]) -> Iterator[Result]:
         """Final segments of a file path, a sample array or an iterable of blocks, lazily."""
@@ -96,12 +103,12 @@ class Recognizer:
 class Stream:
     """Feed samples with accept(); get partial and final Results. Any split gives the same finals."""
 
-    def __init__(self, recognizer: Recognizer):
+    def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None):
         self.rec = recognizer
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
         self.h, self.c = recognizer.model.initial_state(1)
-        self.decoder = recognizer.decoder()
+        self.decoder = recognizer.decoder(hotwords)
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
         self._chunk_frames = info.stack * info.chunk_steps
         self._segment_start_step = 0

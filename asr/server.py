@@ -1,7 +1,7 @@
 """`asr serve`: a WebSocket server where many concurrent streams share one Recognizer.
 
 Protocol (one audio stream per connection):
-  client -> {"sample_rate": 16000}          first message, text (JSON)
+  client -> {"sample_rate": 16000, "hotwords": ["word", "word:bonus"]}   first message, text (JSON); hotwords optional
   client -> binary messages                  little-endian PCM16 mono at that rate, any length (even byte count)
   client -> {"eof": 1}                       text: end of audio
   server -> {"type": "partial"|"final", "text", "start", "end", "words": [...]}   as results appear
@@ -220,15 +220,24 @@ class Server:
         if cfg.get("health") and len(cfg) == 1:
             await s.ws.send(json.dumps({"type": "health", **self.health()}))
             raise Rejected("health answered", 1000) from None
-        unknown = sorted(set(cfg) - {"sample_rate"})
+        unknown = sorted(set(cfg) - {"sample_rate", "hotwords"})
         if unknown:
             raise Rejected(f"unknown field(s) in the first message: {', '.join(unknown)}")
         rate = cfg.get("sample_rate")
         if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
             raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {rate!r})')
+        hotwords = cfg.get("hotwords", [])
+        if not isinstance(hotwords, list) or not all(isinstance(h, str) for h in hotwords) or len(hotwords) > 1000:
+            raise Rejected('"hotwords" must be a list of at most 1000 strings, "word" or "word:bonus"')
         from .audio import Resampler
+        from .beam import parse_hotwords
 
-        s.rate, s.resampler, s.stream = rate, Resampler(rate, self.rec.sample_rate), self.rec.stream()
+        try:
+            boosts = {w: b for phrase, b in parse_hotwords(hotwords).items() for w in phrase.split()}
+        except ValueError as e:
+            raise Rejected(str(e)) from None
+        s.rate, s.resampler = rate, Resampler(rate, self.rec.sample_rate)
+        s.stream = self.rec.stream(boosts or None)
         self.sessions.add(s)
         self.streams_total += 1
         s.sender = asyncio.create_task(self._send(s))  # results go out as they appear

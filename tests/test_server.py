@@ -290,3 +290,21 @@ def test_sigterm_finalises_open_streams_then_exits_zero(model, audio, tmp_path):
     finally:
         s.stop()
     assert "shutting down" in open(s.log_path).read()
+
+
+def test_hotwords_per_connection(server, model, audio):
+    """A stream's own hotwords switch it to beam search with them; other streams stay greedy; bad ones are rejected."""
+    name = sorted(audio)[0]
+    rec = Recognizer.load(model, device="cpu", threads=1)
+    stream = rec.stream({"canoe": 4.0, "planks": 4.0})
+    want = [r.to_dict() for r in stream.accept(audio[name]) + stream.finish() if r.final]
+    first = json.dumps({"sample_rate": 16000, "hotwords": ["canoe:4", "planks:4"]})
+
+    async def main():
+        return await asyncio.gather(aio_stream(server.url, audio[name], first=first),
+                                    aio_stream(server.url, audio[name], first=json.dumps(
+                                        {"sample_rate": 16000, "hotwords": "canoe"})))
+
+    boosted, bad = asyncio.run(main())
+    assert [json.loads(json.dumps(m)) for m in finals(boosted)] == json.loads(json.dumps(want))
+    assert any(m["type"] == "error" and "hotwords" in m["error"] for m in bad), bad
