@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .capture import DeviceError, Microphone, input_devices, resolve_device
+from .capture import BLOCK_SECONDS, DeviceError, Microphone, input_devices, resolve_device
 
 SILENCE_WARNING_SECONDS = 3.0
 
@@ -158,7 +158,7 @@ def run_live(recognizer, args) -> int:
     # SIGINT (even when a launcher ignored it) and SIGTERM end the session like Ctrl+C.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    started, status, waiting = time.monotonic(), 0, False
+    started, waiting = time.monotonic(), False
     try:
         while True:
             try:
@@ -169,27 +169,26 @@ def run_live(recognizer, args) -> int:
                         for block in mic.blocks():
                             session.feed(block.samples)
                             if args.duration and session.stream.time >= args.duration:
-                                return status
+                                return 0
                     finally:
                         session.dropped_blocks += mic.dropped_blocks
                         session.overflows += mic.overflows
             except DeviceError as e:
                 if not args.reconnect:
                     print(f"\nasr: {e}", file=sys.stderr)
-                    status = 1
-                    return status
+                    return 1
                 if not waiting:
                     print(f"\nasr: {e}; waiting for the device to return (Ctrl+C to stop)", file=sys.stderr)
                     waiting = True
                 time.sleep(1.0)
                 _reinit_portaudio()
     except KeyboardInterrupt:
-        return status
+        return 0
     finally:
         session.close()
-        s = session
-        print(f"asr: {s.stream.time:.1f} s of audio, {s.segments} segments, {s.dropped_blocks * 0.02:.2f} s dropped, "
-              f"{s.overflows} input overflows, {time.monotonic() - started:.1f} s wall", file=sys.stderr)
+        print(f"asr: {session.stream.time:.1f} s of audio, {session.segments} segments, "
+              f"{session.dropped_blocks * BLOCK_SECONDS:.2f} s dropped, {session.overflows} input overflows, "
+              f"{time.monotonic() - started:.1f} s wall", file=sys.stderr)
 
 
 def _reinit_portaudio() -> None:
