@@ -14,6 +14,7 @@ case "${1:-}" in
   *) echo "usage: ./setup.sh [--train|--dev]" >&2; exit 2 ;;
 esac
 
+python3 -c "import venv, ensurepip" 2>/dev/null || apt_pkgs+=(python3-venv)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

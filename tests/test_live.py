@@ -98,9 +98,13 @@ def test_live_transcribes_played_speech_then_exits_on_sigint(pulse, bundled_mode
     heard = " ".join(r["text"] for _, r in finals).split()
     expected = " ".join(r.text for r in offline).split()
     # Live capture recognises what offline transcription of the same file does (the model's accuracy is
-    # measured elsewhere); capture timing shifts frames slightly, so most words, not all, must agree.
-    assert len(set(heard) & set(expected)) >= 0.7 * len(set(expected)), (heard, expected)
-    assert set(heard) & set(text.split())
+    # measured elsewhere); capture shifts the audio against the 10 ms frames, so characters, not every
+    # word, must agree.
+    from asr.metrics import ErrorCounter
+
+    diff = ErrorCounter()
+    diff.add(" ".join(expected), " ".join(heard))
+    assert diff.cer < 0.35, (heard, expected)
     assert "segments" in proc.stderr.read()
     import soundfile as sf
 
