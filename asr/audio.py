@@ -18,6 +18,18 @@ import numpy as np
 from .quiet import quiet_stderr
 
 
+# What libsndfile reads, and what PyAV/ffmpeg add (containers and video).
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+MEDIA_EXTENSIONS = SOUNDFILE_EXTENSIONS + (".oga", ".m4a", ".aac", ".mp4", ".m4v", ".mov", ".webm", ".mkv", ".wma",
+                                           ".aiff", ".aif", ".caf", ".amr", ".3gp")
+
+
+def find_audio(folder: str, extensions=SOUNDFILE_EXTENSIONS) -> list[str]:
+    """Files below folder (recursively) whose extension, in any case, is one of extensions; sorted."""
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
+                  if os.path.splitext(f)[1].lower() in extensions)
+
+
 class AudioError(Exception):
     """A file that cannot be read as audio; the message is one line meant for users."""
 
@@ -142,16 +154,17 @@ def _ffmpeg_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterato
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", path, "-vn", "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        while True:
-            data = proc.stdout.read(int(block_seconds * sample_rate) * 4)
-            if not data:
-                break
+        while data := proc.stdout.read(int(block_seconds * sample_rate) * 4):
             yield np.frombuffer(data[: len(data) // 4 * 4], dtype="<f4").copy()
-    finally:
-        proc.stdout.close()
-        err = proc.stderr.read().decode(errors="replace")
+        err = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0:
-            raise AudioError(f"{path}: not a readable audio file ({err.strip().splitlines()[0] if err.strip() else 'ffmpeg failed'})")
+            raise AudioError(f"{path}: not a readable audio file ({err.splitlines()[0] if err else 'ffmpeg failed'})")
+    finally:  # also when the consumer stops early
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def read_audio(path: str, sample_rate: int = 16000) -> np.ndarray:

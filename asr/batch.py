@@ -9,12 +9,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from .audio import AudioError, duration
+from .audio import MEDIA_EXTENSIONS, AudioError, duration, find_audio
 from .writers import FORMATS, render
-
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".m4v", ".mov",
-                    ".webm", ".mkv", ".wma", ".aiff", ".aif", ".caf", ".amr", ".3gp"}
-
 
 def expand_inputs(items: list[str]) -> list[str]:
     """Files as given, folders searched recursively for audio/video, globs expanded; order kept, no repeats."""
@@ -23,9 +19,7 @@ def expand_inputs(items: list[str]) -> list[str]:
         if item == "-" or os.path.isfile(item):
             out.append(item)
         elif os.path.isdir(item):
-            found = [os.path.join(d, f) for d, _, files in os.walk(item) for f in files
-                     if os.path.splitext(f)[1].lower() in AUDIO_EXTENSIONS]
-            out += sorted(found)
+            out += find_audio(item, MEDIA_EXTENSIONS)
         elif any(ch in item for ch in "*?["):
             out += sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
         else:
@@ -78,8 +72,10 @@ def transcribe_one(path: str, formats: list[str], output_dir: str | None, recogn
 
 
 def run_batch(inputs: list[str], formats: list[str], output_dir: str | None, loader, jobs: int = 1,
-              skip_existing: bool = False, progress: bool = True) -> int:
-    """Transcribe inputs; returns the exit status (1 when any input failed)."""
+              skip_existing: bool = False, progress: bool = True, recognizer=None) -> int:
+    """Transcribe inputs; returns the exit status (1 when any input failed).
+
+    loader() builds a Recognizer in each worker process; recognizer, when given, serves a serial run."""
     started = time.monotonic()
     if output_dir:
         os.makedirs(output_dir, exist_ok=True)
@@ -110,7 +106,7 @@ def run_batch(inputs: list[str], formats: list[str], output_dir: str | None, loa
 
     jobs = max(1, min(jobs, len(inputs)))
     if jobs == 1 or "-" in inputs:
-        rec = loader()
+        rec = recognizer or loader()
         for p in inputs:
             report(transcribe_one(p, formats, output_dir, rec))
     else:

@@ -175,6 +175,11 @@ def _hotword_prefixes(hotwords: dict[str, float]) -> dict[str, float]:
     return out
 
 
+def hotword_boosts(items: list[str]) -> dict[str, float]:
+    """parse_hotwords, with phrases boosted word by word (the decoder boosts single words)."""
+    return {w: b for phrase, b in parse_hotwords(items).items() for w in phrase.split()}
+
+
 def parse_hotwords(items: list[str], default_bonus: float = 5.0) -> dict[str, float]:
     """`word` or `word:bonus` items (from the command line or a file, one per line) -> dict."""
     out = {}

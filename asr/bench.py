@@ -34,10 +34,15 @@ MAX_THROUGHPUT_SECONDS = 420.0  # no new load level starts after this long
 
 
 # ---- single stream, in a subprocess ----------------------------------------------------------------------------
+def proc_status_mb(key: str, pid: int | str = "self") -> float:
+    """A memory line of /proc/PID/status (VmRSS, VmHWM, ...) in MB (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
+
+
 def _peak_rss_mb() -> float:
     try:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+        return proc_status_mb("VmHWM")
     except (OSError, StopIteration):
         import resource
 
@@ -76,10 +81,12 @@ def _single(engine: str, model: str | None, items: list[tuple[str, str | None]])
         load_s = time.perf_counter() - t0
 
         def run(audio, first=None):
-            pcm = np.clip(np.rint(audio * 32768), -32768, 32767).astype("<i2")
+            from .client import pcm16
+
+            pcm = pcm16(audio)
             decoder.start_utt()
-            for i in range(0, len(pcm), BLOCK):
-                decoder.process_raw(pcm[i : i + BLOCK].tobytes(), False, False)
+            for i in range(0, len(audio), BLOCK):
+                decoder.process_raw(pcm[2 * i : 2 * (i + BLOCK)], False, False)
                 if first is not None and not first:
                     hyp = decoder.hyp()
                     if hyp is not None and hyp.hypstr.strip():
@@ -156,8 +163,7 @@ class _ServerProcess:
             return json.loads(r.read())
 
     def status(self, key: str) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
+        return proc_status_mb(key, self.proc.pid)
 
     def cpu_seconds(self) -> float:
         with open(f"/proc/{self.proc.pid}/stat") as f:

@@ -23,13 +23,13 @@ def _load_recognizer(args):
 
 def _beam_config(args):
     """Beam search when asked for (--beam, --lm or hotwords); greedy otherwise."""
-    from .beam import BeamConfig, parse_hotwords
+    from .beam import BeamConfig, hotword_boosts
 
     items = list(args.hotword)
     if args.hotwords_file:
         with open(args.hotwords_file, encoding="utf-8") as f:
             items += f.read().splitlines()
-    hotwords = {w: b for phrase, b in parse_hotwords(items).items() for w in phrase.split()}
+    hotwords = hotword_boosts(items)
     if not (args.beam or args.lm or hotwords):
         return None
     return BeamConfig(beam=args.beam or 8, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
@@ -65,7 +65,7 @@ def cmd_transcribe(args) -> int:
     from .batch import expand_inputs, run_batch
     from .writers import FORMATS
 
-    _load_recognizer(args)  # fail fast, once, on a bad model or options
+    recognizer = _load_recognizer(args)  # fails fast, once, on a bad model or options
     formats = list(FORMATS) if args.format == "all" else [args.format]
     if args.format == "all" and not args.output_dir:
         _fail("--format all needs --output-dir")
@@ -76,7 +76,8 @@ def cmd_transcribe(args) -> int:
         return 1
     jobs = args.jobs or os.cpu_count() or 1
     loader = partial(_load_recognizer_for_worker, args, 1 if jobs > 1 else args.threads)
-    return run_batch(inputs, formats, args.output_dir, loader, jobs=jobs, skip_existing=args.skip_existing)
+    return run_batch(inputs, formats, args.output_dir, loader, jobs=jobs, skip_existing=args.skip_existing,
+                     recognizer=recognizer)
 
 
 def _load_recognizer_for_worker(args, threads):

@@ -74,10 +74,7 @@ async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[n
     eof_at: list[float] = []
     try:
         ws = await connect(url, open_timeout=open_timeout, compression=None, max_size=None)
-    except (OSError, asyncio.TimeoutError, ConnectionClosed) as e:
-        report.error = f"cannot connect to {url}: {e}"
-        return report
-    except Exception as e:  # websockets' InvalidHandshake, InvalidURI, ...
+    except Exception as e:  # OSError, timeouts, websockets' InvalidHandshake, InvalidURI, ...
         report.error = f"cannot connect to {url}: {e}"
         return report
     opened = time.monotonic()

@@ -30,6 +30,10 @@ class FeatureConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def frames(self, n_samples: int) -> int:
+        """How many complete (uncentred) frames n_samples hold."""
+        return 0 if n_samples < self.win_length else 1 + (n_samples - self.win_length) // self.hop_length
+
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
@@ -71,7 +75,7 @@ class FeatureExtractor:
         """Append samples (float, [-1, 1]); return [frames, n_mels] float32 for every newly complete frame."""
         cfg = self.config
         buf = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
-        count = 0 if len(buf) < cfg.win_length else 1 + (len(buf) - cfg.win_length) // cfg.hop_length
+        count = cfg.frames(len(buf))
         self._pending = buf[count * cfg.hop_length :]
         self.frames_emitted += count
         if count == 0:

@@ -106,6 +106,7 @@ class LiveSession:
 
     def __init__(self, recognizer, args):
         self.stream = recognizer.stream()
+        self.rate = recognizer.sample_rate
         self.display = Display(timestamps=args.timestamps, meter=args.meter)
         self.finals = FinalsFile(args.output, args.timestamps) if args.output else None
         self.audio = None
@@ -126,7 +127,7 @@ class LiveSession:
             self._emit(result)
 
     def _check_silent(self, samples: np.ndarray) -> None:
-        self.zero_seconds = self.zero_seconds + len(samples) / 16000 if not np.any(samples) else 0.0
+        self.zero_seconds = self.zero_seconds + len(samples) / self.rate if not np.any(samples) else 0.0
         if self.zero_seconds >= SILENCE_WARNING_SECONDS and not self.warned_silent:
             self.warned_silent = True
             print("\nasr: the input has been pure digital silence for 3 s: is the microphone muted, or (macOS) "

@@ -80,6 +80,11 @@ class Recognizer:
     def sample_rate(self) -> int:
         return self.info.feature.sample_rate
 
+    @property
+    def chunk_frames(self) -> int:
+        """Feature frames per streaming model call."""
+        return self.info.stack * self.info.chunk_steps
+
     def stream(self, hotwords: dict[str, float] | None = None) -> "Stream":
         """A new audio stream; hotwords (word -> bonus) apply to it alone."""
         return Stream(self, hotwords)
@@ -110,7 +115,6 @@ class Stream:
         self.h, self.c = recognizer.model.initial_state(1)
         self.decoder = recognizer.decoder(hotwords)
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
-        self._chunk_frames = info.stack * info.chunk_steps
         self._segment_start_step = 0
         self._last_partial = ""
         self.samples_seen = 0
@@ -146,17 +150,17 @@ class Stream:
 
         With apply(), this lets a server batch the ready chunks of many streams into one model call.
         """
-        n = len(self._feats) // self._chunk_frames
+        n = len(self._feats) // self.rec.chunk_frames
         if max_chunks:
             n = min(n, max_chunks)
         if not n:
             return None
-        chunk, self._feats = self._feats[: n * self._chunk_frames], self._feats[n * self._chunk_frames :]
+        chunk, self._feats = self._feats[: n * self.rec.chunk_frames], self._feats[n * self.rec.chunk_frames :]
         return chunk
 
-    def run(self, feats: np.ndarray) -> list[Result]:
+    def run(self, feats: np.ndarray, check_endpoint: bool = True) -> list[Result]:
         log_probs, h, c = self.rec.model(feats[None], self.h, self.c)
-        return self.apply(log_probs[0], h, c)
+        return self.apply(log_probs[0], h, c, check_endpoint)
 
     def finish(self) -> list[Result]:
         """End of audio: decode what is buffered (the last step padded by repeating the last frame)."""
@@ -169,8 +173,7 @@ class Stream:
             pad = (-len(self._feats)) % stack
             feats = np.concatenate([self._feats, np.repeat(self._feats[-1:], pad, axis=0)])
             self._feats = self._feats[:0]
-            log_probs, h, c = self.rec.model(feats[None], self.h, self.c)
-            results += self.apply(log_probs[0], h, c, check_endpoint=False)
+            results += self.run(feats, check_endpoint=False)
         results = [r for r in results if r.final]
         final = self._close_segment()
         return results + ([final] if final else [])

@@ -230,10 +230,10 @@ class Server:
         if not isinstance(hotwords, list) or not all(isinstance(h, str) for h in hotwords) or len(hotwords) > 1000:
             raise Rejected('"hotwords" must be a list of at most 1000 strings, "word" or "word:bonus"')
         from .audio import Resampler
-        from .beam import parse_hotwords
+        from .beam import hotword_boosts
 
         try:
-            boosts = {w: b for phrase, b in parse_hotwords(hotwords).items() for w in phrase.split()}
+            boosts = hotword_boosts(hotwords)
         except ValueError as e:
             raise Rejected(str(e)) from None
         s.rate, s.resampler = rate, Resampler(rate, self.rec.sample_rate)
@@ -325,9 +325,7 @@ class Server:
         come no later. Audio that needs resampling is fed as it comes."""
         if s.rate != self.rec.sample_rate:
             return True
-        f = self.rec.info.feature
-        frames = 0 if s.received < f.win_length else 1 + (s.received - f.win_length) // f.hop_length
-        chunks = frames // (self.rec.info.stack * self.rec.info.chunk_steps)
+        chunks = self.rec.info.feature.frames(s.received) // self.rec.chunk_frames
         if chunks > s.chunks_due:
             s.chunks_due = chunks
             return True
@@ -338,8 +336,8 @@ class Server:
         ready = []
         for i, job in enumerate(jobs):
             s = job.session
-            for a in job.audio:
-                s.stream.push(s.resampler(a.astype(np.float32) / 32768.0))
+            if job.audio:
+                s.stream.push(s.resampler(np.concatenate(job.audio).astype(np.float32) / 32768.0))
             if job.flush:
                 tail = s.resampler(np.zeros(0, np.float32), last=True)
                 if len(tail):

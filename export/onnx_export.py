@@ -67,8 +67,13 @@ def export(checkpoint: str, output: str, chunk_steps: int = 4, version: str = "1
 
         fp32 = tmp
         tmp = output + ".int8.tmp.onnx"
-        logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's pre-processing advice is noise here
-        quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime's pre-processing advice (on the root logger) is noise here
+        try:
+            quantize_dynamic(fp32, tmp, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         os.remove(fp32)
     # int8 cannot match to 1e-4: it must agree on the best token; its accuracy is checked on real speech
     # with `asr export --int8 --check MANIFEST`.

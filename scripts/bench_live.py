@@ -29,16 +29,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from asr.bench import proc_status_mb  # noqa: E402
 from asr.capture import Microphone  # noqa: E402
 from asr.recognizer import Recognizer  # noqa: E402
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start_pulse(tmp: str) -> dict:
@@ -115,7 +108,7 @@ def main() -> None:
                 last_covered -= 3000
             if now >= next_sample:
                 cpu = time.process_time()
-                samples_minutes.append({"minute": round((now - t_start) / 60, 1), "rss_mb": round(rss_mb(), 1),
+                samples_minutes.append({"minute": round((now - t_start) / 60, 1), "rss_mb": round(proc_status_mb("VmRSS"), 1),
                                         "cpu_percent": round(100 * (cpu - last_cpu) / (now - last_t), 2)})
                 last_cpu, last_t, next_sample = cpu, now, now + 60
                 if not args.json:

@@ -5,13 +5,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from conftest import sample_pairs
+from conftest import asr_command, sample_pairs
 
 pytestmark = pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.which("paplay"),
                                 reason="PulseAudio not installed")
@@ -39,8 +38,7 @@ def pulse(tmp_path_factory):
 
 
 def _asr(*args):
-    exe = shutil.which("asr", path=os.path.dirname(sys.executable))
-    return [exe, *args] if exe else [sys.executable, "-m", "asr.cli", *args]
+    return [*asr_command(), *map(str, args)]
 
 
 def test_devices_lists_inputs_and_selection_errors(pulse):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from asr.audio import read_audio
+from asr.bench import proc_status_mb
 from asr.client import pcm16, stream_samples
 from asr.recognizer import Recognizer
 from conftest import asr_command, sample_pairs
@@ -51,8 +52,7 @@ class ServerProcess:
             return json.loads(r.read())
 
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+        return proc_status_mb("VmRSS", self.proc.pid)
 
     def wait_idle(self, timeout=30.0) -> dict:
         deadline = time.monotonic() + timeout

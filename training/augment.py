@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
-from asr.audio import read_audio
-
-AUDIO_GLOBS = ("*.wav", "*.flac", "*.ogg", "*.opus", "*.mp3")
+from asr.audio import find_audio, read_audio
 
 
 def _load_folder(folder: str, sample_rate: int) -> list[np.ndarray]:
     if not folder:
         return []
-    paths = sorted(p for g in AUDIO_GLOBS for p in Path(folder).rglob(g))
+    paths = find_audio(folder)
     if not paths:
         raise ValueError(f"{folder}: no audio files for augmentation")
-    return [read_audio(str(p), sample_rate) for p in paths]
+    return [read_audio(p, sample_rate) for p in paths]
 
 
 class WaveAugmenter:

@@ -14,10 +14,9 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from asr.audio import AudioError, duration
+from asr.audio import AudioError, duration, find_audio
 from asr.vocab import DEFAULT_TOKENS
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 _PUNCTUATION = re.compile(r"[.,;:!?\"()\[\]{}«»“”‘]")
 _DASHES = re.compile(r"[-–—_/]")
 _ALLOWED = set(DEFAULT_TOKENS[1:])
@@ -119,7 +118,7 @@ def prepare_kaldi(source: str) -> tuple[list[dict], list[str]]:
 def prepare_folder(source: str) -> tuple[list[dict], list[str]]:
     """Any folder (recursive) of audio files, each with a same-named .txt transcript."""
     items, skipped = [], []
-    for audio in sorted(p for p in Path(source).rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS):
+    for audio in map(Path, find_audio(source)):
         txt = audio.with_suffix(".txt")
         if txt.exists():
             items.append((audio, txt.read_text(encoding="utf-8"), None))
