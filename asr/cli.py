@@ -182,6 +182,12 @@ def cmd_prepare(args) -> int:
     return run_prepare(args)
 
 
+def cmd_synth(args) -> int:
+    from training.cli import run_synth
+
+    return run_synth(args)
+
+
 def cmd_export(args) -> int:
     from export.cli import run
 
@@ -283,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")
     pr.set_defaults(func=cmd_prepare)
 
+    sy = sub.add_parser("synth", help="synthesise a multi-voice training corpus with the Debian TTS engines")
+    sy.set_defaults(func=cmd_synth)
+
     tr = sub.add_parser("train", help="train an acoustic model (needs the train extra)")
     tr.set_defaults(func=cmd_train, needs_torch=True)
     ex = sub.add_parser("export", help="export a checkpoint to a self-describing .onnx model (needs the train extra)")
@@ -290,9 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     # Only argparse is imported here: torch loads when the command runs.
     from export.cli import add_arguments as add_export
     from training.cli import add_arguments as add_train
-    from training.cli import add_prepare_arguments
+    from training.cli import add_prepare_arguments, add_synth_arguments
 
     add_prepare_arguments(pr)
+    add_synth_arguments(sy)
     add_train(tr)
     add_export(ex)
     return p

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Reproduces assets/en-lstm-ctc.onnx and assets/en-3gram.arpa from ../shared/data: train, pick the better
-# of the best epoch and the average of the last epochs on dev, export, evaluate through the runtime,
-# export again with the figures; build the language model and tune its weights on dev.
+# Reproduces assets/en-lstm-ctc.onnx and assets/en-3gram.arpa from ../shared/data: train (stage 1, then a
+# warm restart from its best epoch, stage 2), pick the better of stage 2's best epoch and the average of its
+# last epochs on dev, export, evaluate through the runtime, export again with the figures; build the
+# language model and tune its weights on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-../shared/data}"
-RUN="${RUN:-runs/bundled}"
+RUN1="${RUN1:-runs/bundled}"
+RUN="${RUN:-runs/stage2}"
 OUT="${OUT:-assets/en-lstm-ctc.onnx}"
 ASR=.venv/bin/asr
 
-$ASR train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$RUN" --config recipes/bundled.toml \
+$ASR train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$RUN1" --config recipes/bundled.toml \
   --cache-dir runs/cache --resume
+$ASR train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$RUN" --config recipes/bundled-stage2.toml \
+  --set init="$RUN1/best.pt" --cache-dir runs/cache --resume
 
 best=""; best_wer=2
 for ck in "$RUN/averaged.pt" "$RUN/best.pt"; do
@@ -32,5 +36,5 @@ echo "shipped $best (dev WER $best_wer) as $OUT"
 .venv/bin/python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
   "$DATA/train.jsonl" > "$RUN/train-text.txt"
 $ASR lm build "$DATA/text/sentences.txt" "$RUN/train-text.txt" -o assets/en-3gram.arpa
-.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.5,0.8,1.1 \
-  --bonuses 1,2,3 | tee "$RUN/lm-tuning.jsonl"
+.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.3,0.5,0.7 \
+  --bonuses 2,3,4,5 | tee "$RUN/lm-tuning.jsonl"

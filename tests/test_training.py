@@ -89,3 +89,22 @@ def test_training_with_noise_and_reverb_runs(tmp_path, sample_manifest):
                              f"augment.noise_dir='{tmp_path / 'noise'}'", "augment.noise_prob=1.0"])
     result = train([sample_manifest], [sample_manifest], str(tmp_path / "run"), cfg, device="cpu")
     assert result["history"][0]["skipped_batches"] == 0
+
+
+def test_init_starts_from_a_checkpoint_keeping_its_architecture_and_statistics(tmp_path, tiny_run, sample_manifest):
+    import torch
+
+    from training.config import load_config
+    from training.train import train
+
+    # A learning rate too small to learn anything: only the loaded weights can already transcribe the samples.
+    cfg = load_config(None, ["epochs=1", "lr=1e-7", "warmup_steps=1", "model.hidden=32", "model.dropout=0.0",
+                             "average_last=1", "threads=1", f"init='{tiny_run['checkpoint']}'",
+                             "augment.speeds=[1.0]", "augment.freq_masks=0", "augment.time_masks_per_second=0.0"])
+    result = train([sample_manifest], [sample_manifest], str(tmp_path / "ft"), cfg, device="cpu")
+    assert result["best"]["cer"] < 0.05
+    before = torch.load(tiny_run["checkpoint"], map_location="cpu", weights_only=False)
+    after = torch.load(tmp_path / "ft" / "best.pt", map_location="cpu", weights_only=False)
+    assert after["train_config"]["model"]["hidden"] == before["train_config"]["model"]["hidden"] == 128
+    assert after["feature_config"]["mean"] == before["feature_config"]["mean"]
+    assert after["feature_config"]["std"] == before["feature_config"]["std"]

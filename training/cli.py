@@ -1,9 +1,11 @@
-"""`asr train`: command-line front of training.train (imported lazily by asr.cli)."""
+"""`asr train`, `asr prepare`, `asr synth`: command-line fronts of the training package (imported lazily by
+asr.cli)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -25,8 +27,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
     from .config import load_config
     from .train import train
 
@@ -57,8 +57,6 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    import os
-
     from .prepare import IMPORTERS, write_manifest
 
     if not os.path.exists(args.source):
@@ -75,3 +73,42 @@ def run_prepare(args: argparse.Namespace) -> int:
     hours = sum(e["duration"] for e in entries) / 3600
     print(f"{args.output}: {len(entries)} utterances, {hours:.2f} h; {len(skipped)} skipped")
     return 0
+
+
+def add_synth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sentences", nargs="?", help="text file, one sentence per line (e.g. ../shared/data/text/sentences.txt)")
+    p.add_argument("-o", "--output", help="corpus folder: audio/VOICE/*.flac and synth.jsonl")
+    p.add_argument("--utterances", type=int, default=2000, help="how many to synthesise (default 2000)")
+    p.add_argument("--voices", help="comma-separated voice names (default: every installed voice)")
+    p.add_argument("--tempo", default="0.85,1.15", help="tempo range MIN,MAX (default 0.85,1.15)")
+    p.add_argument("--pitch-cents", type=int, default=250, help="pitch shifted by up to +/- this (default 250)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--list-voices", action="store_true", help="list the known voices and whether each is installed")
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from .synth import VOICES, available_voices, synthesize
+
+    if args.list_voices:
+        for v in VOICES:
+            print(f"{v.name}\t{'installed' if v.available() else 'missing'}")
+        return 0
+    if not args.sentences or not args.output:
+        print("asr synth: SENTENCES and --output are required (or --list-voices)", file=sys.stderr)
+        return 2
+    try:
+        lo, hi = (float(x) for x in args.tempo.split(","))
+    except ValueError:
+        print(f"asr synth: --tempo {args.tempo!r} is not MIN,MAX", file=sys.stderr)
+        return 2
+    voices = available_voices(args.voices.split(",") if args.voices else None)
+    total, errors = synthesize(args.sentences, args.output, voices, args.utterances, args.seed, (lo, hi),
+                               args.pitch_cents, args.jobs,
+                               progress=lambda n, k: print(f"\r{n}/{k}", end="", file=sys.stderr, flush=True))
+    print(file=sys.stderr)
+    for line in errors:
+        print(f"failed: {line}", file=sys.stderr)
+    print(f"{os.path.join(args.output, 'synth.jsonl')}: {total} utterances from {len(voices)} voices; "
+          f"{len(errors)} failed")
+    return 1 if errors else 0

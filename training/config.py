@@ -45,6 +45,9 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     average_last: int = 3  # average the weights of the last N epoch checkpoints into averaged.pt
     max_steps_per_epoch: int = 0  # 0 = whole epoch; small values for smoke tests
+    # Checkpoint whose weights start this run (fine-tuning on new data, or a warm restart with a fresh
+    # schedule). Its architecture and normalisation statistics are kept: the weights only make sense with them.
+    init: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .augment import WaveAugmenter
 from .data import (FeatureSet, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
-from .model import AcousticModel
+from .model import AcousticModel, ModelConfig
 
 
 @dataclass
@@ -128,17 +128,27 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     cache_dir = cache_dir or os.path.join(out_dir, "cache")
     vocab = Vocabulary()
     cfg.model.vocab_size = len(vocab)
+    init = torch.load(cfg.init, map_location="cpu", weights_only=False) if cfg.init else None
+    if init:
+        cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
 
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
     train_split = load_split(train_manifests, cfg, feat_cfg, vocab, cfg.augment.speeds or (1.0,), cache_dir)
     dev_split = load_split(dev_manifests, cfg, feat_cfg, vocab, (1.0,), cache_dir, limits=False)
-    mean, std = feature_stats(train_split.feats[1.0] if 1.0 in train_split.feats else next(iter(train_split.feats.values())))
+    if init:
+        mean, std = (np.asarray(init["feature_config"][k], dtype=np.float32) for k in ("mean", "std"))
+    else:
+        mean, std = feature_stats(train_split.feats[1.0] if 1.0 in train_split.feats
+                                  else next(iter(train_split.feats.values())))
     feat_cfg.mean, feat_cfg.std = mean.tolist(), std.tolist()
     _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
          f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
 
     torch.manual_seed(cfg.seed)
     model = AcousticModel(cfg.model).to(device)
+    if init:
+        model.load_state_dict(init["model"])
+        _log(f"weights from {cfg.init} (epoch {init['epoch']})")
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
