@@ -108,3 +108,25 @@ def test_init_starts_from_a_checkpoint_keeping_its_architecture_and_statistics(t
     assert after["train_config"]["model"]["hidden"] == before["train_config"]["model"]["hidden"] == 128
     assert after["feature_config"]["mean"] == before["feature_config"]["mean"]
     assert after["feature_config"]["std"] == before["feature_config"]["std"]
+
+
+def test_each_manifest_keeps_its_own_feature_cache(tmp_path, sample_manifest):
+    from asr.features import FeatureConfig
+    from training.config import TrainConfig
+    from training.data import compute_features
+    from training.train import load_split
+
+    lines = open(sample_manifest).read().splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:1]) + "\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    feat_cfg, vocab, cache = FeatureConfig().with_mel_matrix(), Vocabulary(), tmp_path / "cache"
+    split = load_split([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")], TrainConfig(), feat_cfg, vocab,
+                       (1.0,), str(cache))
+    assert len(split.utts) == len(split.feats[1.0]) == len(lines)
+    for i, u in enumerate(split.utts):
+        np.testing.assert_array_equal(split.feats[1.0].get(i), compute_features([u.audio], feat_cfg).get(0))
+        assert split.feats[1.0].length(i) == len(split.feats[1.0].get(i))
+    caches = sorted(cache.glob("*.offsets.npy"))
+    assert len(caches) == 2
+    load_split([str(tmp_path / "b.jsonl")], TrainConfig(), feat_cfg, vocab, (1.0,), str(cache))
+    assert sorted(cache.glob("*.offsets.npy")) == caches  # reused, not recomputed

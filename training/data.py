@@ -76,6 +76,29 @@ class FeatureSet:
         return int(self.offsets[i + 1] - self.offsets[i])
 
 
+class FeatureSets:
+    """Several FeatureSets (one per manifest) addressed as one, so each manifest keeps its own cache."""
+
+    def __init__(self, parts: list[FeatureSet]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def _locate(self, i: int) -> tuple[FeatureSet, int]:
+        k = int(np.searchsorted(self.starts, i, side="right")) - 1
+        return self.parts[k], i - int(self.starts[k])
+
+    def get(self, i: int) -> np.ndarray:
+        part, j = self._locate(i)
+        return part.get(j)
+
+    def length(self, i: int) -> int:
+        part, j = self._locate(i)
+        return part.length(j)
+
+
 def compute_features(paths: list[str], cfg: FeatureConfig, speed: float = 1.0, workers: int = 0, progress=None) -> FeatureSet:
     jobs = [(p, speed) for p in paths]
     workers = workers or os.cpu_count() or 1
@@ -192,7 +215,7 @@ def collate(feature_list: list[np.ndarray], targets: list[list[int]], stack: int
     return batch, lengths // stack, flat, target_lengths
 
 
-def feature_stats(fs: FeatureSet, max_frames: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
-    step = max(1, len(fs.frames) // max_frames)
-    sample = np.asarray(fs.frames[::step], dtype=np.float64)
+def feature_stats(fs: FeatureSets, max_frames: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+    step = max(1, sum(len(p.frames) for p in fs.parts) // max_frames)
+    sample = np.concatenate([np.asarray(p.frames[::step], dtype=np.float64) for p in fs.parts])
     return sample.mean(axis=0).astype(np.float32), np.maximum(sample.std(axis=0), 1e-3).astype(np.float32)

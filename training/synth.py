@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 import soundfile as sf
@@ -52,7 +53,7 @@ def _espeak(voice: str, mbrola: str = "") -> Voice:
 def _pico(lang: str) -> Voice:
     # pico2wave takes the text as an argument only; the caller passes the file's contents.
     return Voice(f"pico-{lang}", lambda: bool(shutil.which("pico2wave")),
-                 lambda txt, wav: ["pico2wave", "-l", lang, "-w", wav, open(txt).read()])
+                 lambda txt, wav: ["pico2wave", "-l", lang, "-w", wav, Path(txt).read_text()])
 
 
 VOICES = [

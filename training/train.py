@@ -21,7 +21,7 @@ from asr.vocab import Vocabulary
 
 from .config import TrainConfig
 from .augment import WaveAugmenter
-from .data import (FeatureSet, cached_features, collate, feature_stats, filter_utterances, make_batches,
+from .data import (FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
 from .model import AcousticModel, ModelConfig
 
@@ -30,7 +30,7 @@ from .model import AcousticModel, ModelConfig
 class Split:
     utts: list
     targets: list[list[int]]
-    feats: dict[float, FeatureSet]  # by speed factor
+    feats: dict[float, FeatureSets]  # by speed factor
 
     @property
     def hours(self) -> float:
@@ -52,13 +52,17 @@ def _world() -> int:
 
 def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary,
                speeds, cache_dir: str, limits: bool = True) -> Split:
-    utts = [u for m in manifests for u in read_manifest(m)]
     hop = feat_cfg.hop_length / feat_cfg.sample_rate
     lo, hi = (cfg.min_seconds, cfg.max_seconds) if limits else (0.0, float("inf"))
-    utts, targets = filter_utterances(utts, vocab, cfg.model.stack, hop, lo, hi, log=_log)
-    paths = [u.audio for u in utts]
-    feats = {s: cached_features(paths, feat_cfg, s, cache_dir) for s in speeds}
-    return Split(utts, targets, feats)
+    utts, targets, parts = [], [], {s: [] for s in speeds}
+    for m in manifests:
+        kept, kept_targets = filter_utterances(read_manifest(m), vocab, cfg.model.stack, hop, lo, hi,
+                                               log=lambda msg: _log(f"{m}: {msg}"))
+        utts += kept
+        targets += kept_targets
+        for s in speeds:
+            parts[s].append(cached_features([u.audio for u in kept], feat_cfg, s, cache_dir))
+    return Split(utts, targets, {s: FeatureSets(p) for s, p in parts.items()})
 
 
 def save_atomic(obj, path: str) -> None:
