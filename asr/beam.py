@@ -31,8 +31,8 @@ class BeamConfig:
     beam: int = 8  # hypotheses kept per step
     token_beam: float = 10.0  # only tokens within this log-prob of the step's best are extended
     max_tokens: int = 8  # and at most this many per step
-    lm_weight: float = 0.5
-    word_bonus: float = 4.0  # added per word with an LM (balances its per-word cost); tuned on dev
+    lm_weight: float = 0.3
+    word_bonus: float = 2.0  # added per word with an LM (balances its per-word cost); tuned on dev
     hotwords: dict[str, float] = field(default_factory=dict)  # word or phrase -> bonus (natural log)
 
 

@@ -7,6 +7,8 @@ import json
 import os
 import sys
 
+from .beam import BeamConfig
+
 
 def _fail(msg: str) -> None:
     print(f"asr: {msg}", file=sys.stderr)
@@ -23,7 +25,7 @@ def _load_recognizer(args):
 
 def _beam_config(args):
     """Beam search when asked for (--beam, --lm or hotwords); greedy otherwise."""
-    from .beam import BeamConfig, hotword_boosts
+    from .beam import hotword_boosts
 
     items = list(args.hotword)
     if args.hotwords_file:
@@ -49,9 +51,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     d = p.add_argument_group("decoding (greedy unless one of --beam, --lm, --hotword is given)")
     d.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses (default 8 when on)")
     d.add_argument("--lm", help="word n-gram language model (KenLM binary or ARPA; needs the kenlm module)")
-    d.add_argument("--lm-weight", type=float, default=0.5, help="language model weight (default 0.5, tuned on dev)")
-    d.add_argument("--word-bonus", type=float, default=4.0,
-                   help="score added per word (default 4.0, tuned on dev with the bundled model and LM)")
+    d.add_argument("--lm-weight", type=float, default=BeamConfig.lm_weight,
+                   help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
+    d.add_argument("--word-bonus", type=float, default=BeamConfig.word_bonus,
+                   help=f"score added per word (default {BeamConfig.word_bonus}, tuned on dev with the bundled model and LM)")
     d.add_argument("--token-beam", type=float, default=10.0,
                    help="extend only tokens within this log-prob of the best (default 10)")
     d.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",

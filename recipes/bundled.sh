@@ -42,5 +42,5 @@ echo "shipped $best (dev WER $best_wer) as $OUT" | tee -a runs/candidates.txt
 .venv/bin/python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
   "$DATA/train.jsonl" > runs/train-text.txt
 $ASR lm build "$DATA/text/sentences.txt" runs/train-text.txt -o assets/en-3gram.arpa
-.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.3,0.5,0.7 \
-  --bonuses 2,3,4,5 | tee runs/lm-tuning.jsonl
+.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.2,0.3,0.4,0.5 \
+  --bonuses 1,2,3,4 | tee runs/lm-tuning.jsonl
