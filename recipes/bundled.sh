@@ -4,6 +4,7 @@
 #   stage 2  recipes/bundled-stage2.toml   warm restart from stage 1's best epoch, lighter regularisation
 #   stage 3  recipes/bundled-stage3.toml   one more epoch from stage 2's best, twice in parallel: real data
 #            alone, and real data plus a synthetic corpus (asr synth) - the synthetic-speech experiment
+#   stage 4  recipes/bundled-stage4.toml   two more epochs from stage 3's real + synthetic run
 # then every candidate checkpoint is exported and evaluated on dev through the runtime, the best is shipped
 # (with an int8 copy) and the language model is built and its weights tuned on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm) and
@@ -18,13 +19,16 @@ train() { $ASR train --train "$1" --dev "$DATA/dev.jsonl" --out "$2" --config "$
 train "$DATA/train.jsonl" runs/bundled recipes/bundled.toml
 train "$DATA/train.jsonl" runs/stage2 recipes/bundled-stage2.toml --set init=runs/bundled/best.pt
 $ASR synth "$DATA/text/sentences.txt" -o runs/synth --utterances 3000 --seed 1
-train "$DATA/train.jsonl" runs/stage3-real recipes/bundled-stage3.toml --set init=runs/stage2/best.pt &
+train "$DATA/train.jsonl" runs/stage3-real recipes/bundled-stage3.toml --set init=runs/stage2/best.pt & real=$!
 train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage3-synth recipes/bundled-stage3.toml \
-  --set init=runs/stage2/best.pt &
-wait
+  --set init=runs/stage2/best.pt & synth=$!
+wait "$real"; wait "$synth"  # each wait fails the script when its run failed
+train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage4 recipes/bundled-stage4.toml \
+  --set init=runs/stage3-synth/best.pt
 
 best=""; best_wer=2
-for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt runs/stage3-synth/best.pt; do
+for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt runs/stage3-synth/best.pt \
+          runs/stage4/best.pt runs/stage4/averaged.pt; do
   result="${ck%.pt}.dev.json"
   $ASR export "$ck" -o runs/candidate.onnx >/dev/null
   $ASR eval "$DATA/dev.jsonl" --model runs/candidate.onnx --threads 1 --json > "$result"
