@@ -6,6 +6,7 @@ the seed, and a rerun continues where an interrupted one stopped."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -29,13 +30,16 @@ class Voice:
     command: Callable[[str, str], list[str]]  # (text file, wav out) -> argv
 
 
+@functools.cache
+def _flite_voices() -> frozenset[str]:
+    if not shutil.which("flite"):
+        return frozenset()
+    return frozenset(subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout.split())
+
+
 def _flite(voice: str) -> Voice:
-    def available() -> bool:
-        if not shutil.which("flite"):
-            return False
-        listing = subprocess.run(["flite", "-lv"], capture_output=True, text=True).stdout
-        return voice in listing.split()
-    return Voice(f"flite-{voice}", available, lambda txt, wav: ["flite", "-voice", voice, "-f", txt, "-o", wav])
+    return Voice(f"flite-{voice}", lambda: voice in _flite_voices(),
+                 lambda txt, wav: ["flite", "-voice", voice, "-f", txt, "-o", wav])
 
 
 def _festival(voice: str, folder: str) -> Voice:
