@@ -130,9 +130,11 @@ def cached_features(paths: list[str], cfg: FeatureConfig, speed: float, cache_di
         return FeatureSet(np.load(stem + ".frames.npy", mmap_mode="r"), np.load(stem + ".offsets.npy"))
     fs = compute_features(paths, cfg, speed, workers, progress=f"features x{speed}")
     os.makedirs(cache_dir, exist_ok=True)
-    np.save(stem + ".frames.npy", fs.frames)
-    np.save(stem + ".offsets.tmp.npy", fs.offsets)
-    os.replace(stem + ".offsets.tmp.npy", stem + ".offsets.npy")  # offsets last: marks the cache complete
+    # Per-process temporary names: two runs may share a cache directory and fill it at the same time.
+    for part, array in (("frames", fs.frames), ("offsets", fs.offsets)):  # offsets last: marks the cache complete
+        tmp = f"{stem}.{part}.tmp{os.getpid()}.npy"
+        np.save(tmp, array)
+        os.replace(tmp, f"{stem}.{part}.npy")
     return fs
 
 

@@ -8,6 +8,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -122,7 +123,8 @@ def evaluate(model: AcousticModel, split: Split, feat_cfg: FeatureConfig, vocab:
 def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cfg: TrainConfig,
           resume: bool = False, cache_dir: str | None = None, device: str | None = None) -> dict:
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # Long timeout: the other ranks wait while rank 0 computes the feature caches.
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=3))
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -137,8 +139,12 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
 
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
+    if _rank() != 0:  # rank 0 fills the feature caches, the others then read them
+        dist.barrier()
     train_split = load_split(train_manifests, cfg, feat_cfg, vocab, cfg.augment.speeds or (1.0,), cache_dir)
     dev_split = load_split(dev_manifests, cfg, feat_cfg, vocab, (1.0,), cache_dir, limits=False)
+    if _rank() == 0 and dist.is_initialized():
+        dist.barrier()
     if init:
         mean, std = (np.asarray(init["feature_config"][k], dtype=np.float32) for k in ("mean", "std"))
     else:
