@@ -28,7 +28,7 @@ def _lae(a: float, b: float) -> float:
 
 @dataclass
 class BeamConfig:
-    beam: int = 8  # hypotheses kept per step
+    beam: int = 16  # hypotheses kept per step (dev: 8 -> 16 -> 32 gave WER 58.6 / 57.1 / 56.4 %, RTF 0.034 / 0.040 / 0.055)
     token_beam: float = 10.0  # only tokens within this log-prob of the step's best are extended
     max_tokens: int = 8  # and at most this many per step
     lm_weight: float = 0.3

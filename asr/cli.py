@@ -34,7 +34,7 @@ def _beam_config(args):
     hotwords = hotword_boosts(items)
     if not (args.beam or args.lm or hotwords):
         return None
-    return BeamConfig(beam=args.beam or 8, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+    return BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                       token_beam=args.token_beam, hotwords=hotwords)
 
 
@@ -49,7 +49,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help="reset after this much audio with nothing recognised (default 2.4)")
     p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
     d = p.add_argument_group("decoding (greedy unless one of --beam, --lm, --hotword is given)")
-    d.add_argument("--beam", type=int, default=0, help="beam search with this many hypotheses (default 8 when on)")
+    d.add_argument("--beam", type=int, default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
     d.add_argument("--lm", help="word n-gram language model (KenLM binary or ARPA; needs the kenlm module)")
     d.add_argument("--lm-weight", type=float, default=BeamConfig.lm_weight,
                    help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
