@@ -5,6 +5,8 @@
 #   stage 3  recipes/bundled-stage3.toml   one more epoch from stage 2's best, twice in parallel: real data
 #            alone, and real data plus a synthetic corpus (asr synth) - the synthetic-speech experiment
 #   stage 4  recipes/bundled-stage4.toml   two more epochs from stage 3's real + synthetic run
+#   stage 5  recipes/bundled-stage5.toml   a second warm restart (4 epochs) from stage 4's best
+#   stage 6  recipes/bundled-stage6.toml   a third, shorter one (3 epochs) from stage 5's best
 # then every candidate checkpoint is exported and evaluated on dev through the runtime, the best is shipped
 # (with an int8 copy) and the language model is built and its weights tuned on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm) and
@@ -25,10 +27,15 @@ train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage3-synth recipes/bundl
 wait "$real"; wait "$synth"  # each wait fails the script when its run failed
 train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage4 recipes/bundled-stage4.toml \
   --set init=runs/stage3-synth/best.pt
+train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage5 recipes/bundled-stage5.toml \
+  --set init=runs/stage4/best.pt
+train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage6 recipes/bundled-stage6.toml \
+  --set init=runs/stage5/best.pt
 
 best=""; best_wer=2
 for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt runs/stage3-synth/best.pt \
-          runs/stage4/best.pt runs/stage4/averaged.pt; do
+          runs/stage4/best.pt runs/stage4/averaged.pt runs/stage5/best.pt runs/stage5/averaged.pt \
+          runs/stage6/best.pt runs/stage6/averaged.pt; do
   result="${ck%.pt}.dev.json"
   $ASR export "$ck" -o runs/candidate.onnx >/dev/null
   $ASR eval "$DATA/dev.jsonl" --model runs/candidate.onnx --threads 1 --json > "$result"

@@ -1,6 +1,6 @@
 """Tune beam-search LM weight and word bonus on a dev manifest; prints WER/CER for each setting (JSON lines).
 
-    python scripts/tune_lm.py MODEL.onnx LM.arpa DEV.jsonl [--weights 0.3,0.5,0.8] [--bonuses 0,1,2] [--jobs 2]
+    python scripts/tune_lm.py MODEL.onnx LM.arpa DEV.jsonl [--weights 0.3,0.5,0.8] [--bonuses 0,1,2] [--beams 16] [--jobs 2]
 
 Log-probs are computed once per utterance, then every setting is decoded from them.
 """
@@ -55,7 +55,7 @@ def main() -> None:
     p.add_argument("manifest")
     p.add_argument("--weights", default="0.3,0.5,0.7,0.9")
     p.add_argument("--bonuses", default="0,1,2,3")
-    p.add_argument("--beams", default="8")
+    p.add_argument("--beams", default=str(BeamConfig.beam))
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
     rec = Recognizer.load(args.model, device="cpu")
