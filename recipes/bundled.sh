@@ -7,6 +7,7 @@
 #   stage 4  recipes/bundled-stage4.toml   two more epochs from stage 3's real + synthetic run
 #   stage 5  recipes/bundled-stage5.toml   a second warm restart (4 epochs) from stage 4's best
 #   stage 6  recipes/bundled-stage6.toml   a third, shorter one (3 epochs) from stage 5's best
+#   stage 7  recipes/bundled-stage7.toml   one epoch from stage 6's best with SpecAugment off
 # then every candidate checkpoint is exported and evaluated on dev through the runtime, the best is shipped
 # (with an int8 copy) and the language model is built and its weights tuned on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm) and
@@ -31,11 +32,13 @@ train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage5 recipes/bundled-sta
   --set init=runs/stage4/best.pt
 train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage6 recipes/bundled-stage6.toml \
   --set init=runs/stage5/best.pt
+train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage7 recipes/bundled-stage7.toml \
+  --set init=runs/stage6/best.pt
 
 best=""; best_wer=2
 for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt runs/stage3-synth/best.pt \
           runs/stage4/best.pt runs/stage4/averaged.pt runs/stage5/best.pt runs/stage5/averaged.pt \
-          runs/stage6/best.pt runs/stage6/averaged.pt; do
+          runs/stage6/best.pt runs/stage6/averaged.pt runs/stage7/best.pt; do
   result="${ck%.pt}.dev.json"
   $ASR export "$ck" -o runs/candidate.onnx >/dev/null
   $ASR eval "$DATA/dev.jsonl" --model runs/candidate.onnx --threads 1 --json > "$result"
