@@ -17,22 +17,23 @@ cd "$(dirname "$0")/.."
 DATA="${DATA:-../shared/data}"
 OUT="${OUT:-assets/en-lstm-ctc.onnx}"
 ASR=.venv/bin/asr
+MIXED="$DATA/train.jsonl,runs/synth/synth.jsonl"  # real + synthetic speech
 train() { $ASR train --train "$1" --dev "$DATA/dev.jsonl" --out "$2" --config "$3" --cache-dir runs/cache --resume "${@:4}"; }
 
 train "$DATA/train.jsonl" runs/bundled recipes/bundled.toml
 train "$DATA/train.jsonl" runs/stage2 recipes/bundled-stage2.toml --set init=runs/bundled/best.pt
 $ASR synth "$DATA/text/sentences.txt" -o runs/synth --utterances 3000 --seed 1
 train "$DATA/train.jsonl" runs/stage3-real recipes/bundled-stage3.toml --set init=runs/stage2/best.pt & real=$!
-train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage3-synth recipes/bundled-stage3.toml \
+train "$MIXED" runs/stage3-synth recipes/bundled-stage3.toml \
   --set init=runs/stage2/best.pt & synth=$!
 wait "$real"; wait "$synth"  # each wait fails the script when its run failed
-train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage4 recipes/bundled-stage4.toml \
+train "$MIXED" runs/stage4 recipes/bundled-stage4.toml \
   --set init=runs/stage3-synth/best.pt
-train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage5 recipes/bundled-stage5.toml \
+train "$MIXED" runs/stage5 recipes/bundled-stage5.toml \
   --set init=runs/stage4/best.pt
-train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage6 recipes/bundled-stage6.toml \
+train "$MIXED" runs/stage6 recipes/bundled-stage6.toml \
   --set init=runs/stage5/best.pt
-train "$DATA/train.jsonl,runs/synth/synth.jsonl" runs/stage7 recipes/bundled-stage7.toml \
+train "$MIXED" runs/stage7 recipes/bundled-stage7.toml \
   --set init=runs/stage6/best.pt
 
 best=""; best_wer=2
@@ -40,8 +41,10 @@ for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt r
           runs/stage4/best.pt runs/stage4/averaged.pt runs/stage5/best.pt runs/stage5/averaged.pt \
           runs/stage6/best.pt runs/stage6/averaged.pt runs/stage7/best.pt; do
   result="${ck%.pt}.dev.json"
-  $ASR export "$ck" -o runs/candidate.onnx >/dev/null
-  $ASR eval "$DATA/dev.jsonl" --model runs/candidate.onnx --threads 1 --json > "$result"
+  if [ ! "$result" -nt "$ck" ]; then  # a rerun evaluates only new or retrained candidates
+    $ASR export "$ck" -o runs/candidate.onnx >/dev/null
+    $ASR eval "$DATA/dev.jsonl" --model runs/candidate.onnx --threads 1 --json > "$result"
+  fi
   wer=$(.venv/bin/python -c "import json,sys; print(json.load(open(sys.argv[1]))['wer'])" "$result")
   echo "$ck: dev WER $wer" | tee -a runs/candidates.txt
   if .venv/bin/python -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" "$wer" "$best_wer"; then
