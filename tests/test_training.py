@@ -91,15 +91,18 @@ def test_training_with_noise_and_reverb_runs(tmp_path, sample_manifest):
     assert result["history"][0]["skipped_batches"] == 0
 
 
-def test_init_starts_from_a_checkpoint_keeping_its_architecture_and_statistics(tmp_path, tiny_run, sample_manifest):
+@pytest.mark.parametrize("source", ["checkpoint", "onnx"])
+def test_init_starts_from_a_checkpoint_keeping_its_architecture_and_statistics(tmp_path, tiny_run, tiny_onnx,
+                                                                                sample_manifest, source):
     import torch
 
     from training.config import load_config
     from training.train import train
 
+    init = tiny_run["checkpoint"] if source == "checkpoint" else tiny_onnx
     # A learning rate too small to learn anything: only the loaded weights can already transcribe the samples.
     cfg = load_config(None, ["epochs=1", "lr=1e-7", "warmup_steps=1", "model.hidden=32", "model.dropout=0.0",
-                             "average_last=1", "threads=1", f"init='{tiny_run['checkpoint']}'",
+                             "average_last=1", "threads=1", f"init='{init}'",
                              "augment.speeds=[1.0]", "augment.freq_masks=0", "augment.time_masks_per_second=0.0"])
     result = train([sample_manifest], [sample_manifest], str(tmp_path / "ft"), cfg, device="cpu")
     assert result["best"]["cer"] < 0.05
@@ -108,6 +111,34 @@ def test_init_starts_from_a_checkpoint_keeping_its_architecture_and_statistics(t
     assert after["train_config"]["model"]["hidden"] == before["train_config"]["model"]["hidden"] == 128
     assert after["feature_config"]["mean"] == before["feature_config"]["mean"]
     assert after["feature_config"]["std"] == before["feature_config"]["std"]
+
+
+def test_an_exported_model_imports_back_to_the_same_weights(tiny_run, tiny_onnx):
+    import torch
+
+    from training.onnx_import import checkpoint_from_onnx
+
+    before = torch.load(tiny_run["checkpoint"], map_location="cpu", weights_only=False)
+    imported = checkpoint_from_onnx(tiny_onnx)
+    assert imported["model"].keys() == before["model"].keys()
+    for name, tensor in before["model"].items():
+        assert torch.equal(imported["model"][name], tensor), name
+    assert imported["train_config"]["model"] == before["train_config"]["model"]
+    assert imported["vocab"] == before["vocab"]
+
+
+def test_init_from_a_model_that_cannot_be_imported_is_a_one_line_error(tmp_path, sample_manifest):
+    import subprocess
+
+    from conftest import BUNDLED, asr_command
+
+    int8 = BUNDLED.with_name(BUNDLED.stem + "-int8.onnx")
+    for init, message in ((int8, "int8 models cannot be imported"), (tmp_path / "missing.pt", "no such file")):
+        proc = subprocess.run([*asr_command(), "train", "--train", sample_manifest, "--dev",
+                               sample_manifest, "--out", str(tmp_path / "run"), "--set", f"init='{init}'"],
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2, proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_each_manifest_keeps_its_own_feature_cache(tmp_path, sample_manifest):

@@ -25,6 +25,7 @@ from .augment import WaveAugmenter
 from .data import (FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
 from .model import AcousticModel, ModelConfig
+from .onnx_import import load_init
 
 
 @dataclass
@@ -134,7 +135,7 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     cache_dir = cache_dir or os.path.join(out_dir, "cache")
     vocab = Vocabulary()
     cfg.model.vocab_size = len(vocab)
-    init = torch.load(cfg.init, map_location="cpu", weights_only=False) if cfg.init else None
+    init = load_init(cfg.init) if cfg.init else None
     if init:
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
 

@@ -1,0 +1,64 @@
+"""Exported ONNX model -> training checkpoint, so a shipped model can be fine-tuned without its run folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from asr.metadata import ModelInfo
+
+# ONNX orders an LSTM's four gates input, output, forget, cell; PyTorch input, forget, cell, output.
+_TORCH_FROM_ONNX_GATES = [0, 2, 3, 1]
+
+
+class NotImportable(ValueError):
+    pass
+
+
+def _torch_gates(w: np.ndarray, hidden: int) -> torch.Tensor:
+    gates = w.reshape(4, hidden, *w.shape[1:])
+    return torch.from_numpy(np.ascontiguousarray(gates[_TORCH_FROM_ONNX_GATES].reshape(w.shape)))
+
+
+def checkpoint_from_onnx(path: str) -> dict:
+    """A dict shaped like a training checkpoint (weights, configs, vocabulary) read from an fp32 export."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(path)
+    try:
+        info = ModelInfo.from_props({p.key: p.value for p in proto.metadata_props})
+    except (ValueError, KeyError) as e:
+        raise NotImportable(f"{path}: {e}") from None
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    lstms = [n for n in proto.graph.node if n.op_type == "LSTM"]
+    matmuls = [n for n in proto.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+    if len(lstms) != info.layers or len(matmuls) != 1 or "out.bias" not in weights:
+        raise NotImportable(f"{path}: not an fp32 model exported by `asr export` (int8 models cannot be imported)")
+    h = info.hidden
+    state = {}
+    for k, node in enumerate(lstms):  # graph order is layer order: each layer consumes the previous one
+        w, r, b = (weights[name][0] for name in node.input[1:4])
+        state[f"lstm.weight_ih_l{k}"] = _torch_gates(w, h)
+        state[f"lstm.weight_hh_l{k}"] = _torch_gates(r, h)
+        state[f"lstm.bias_ih_l{k}"] = _torch_gates(b[:4 * h], h)
+        state[f"lstm.bias_hh_l{k}"] = _torch_gates(b[4 * h:], h)
+    state["out.weight"] = torch.from_numpy(np.ascontiguousarray(weights[matmuls[0].input[1]].T))
+    state["out.bias"] = torch.from_numpy(weights["out.bias"].copy())
+    training = info.training
+    return {
+        "model": state,
+        "train_config": training["config"],
+        "feature_config": info.feature.to_dict(),
+        "vocab": info.vocab,
+        "blank_id": info.blank_id,
+        "epoch": training.get("epoch"),
+        "data": training.get("data", {}),
+    }
+
+
+def load_init(path: str) -> dict:
+    """Weights to start training from: a training checkpoint (.pt) or an exported model (.onnx)."""
+    if path.endswith(".onnx"):
+        return checkpoint_from_onnx(path)
+    return torch.load(path, map_location="cpu", weights_only=False)
