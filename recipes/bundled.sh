@@ -8,6 +8,9 @@
 #   stage 5  recipes/bundled-stage5.toml   a second warm restart (4 epochs) from stage 4's best
 #   stage 6  recipes/bundled-stage6.toml   a third, shorter one (3 epochs) from stage 5's best
 #   stage 7  recipes/bundled-stage7.toml   one epoch from stage 6's best with SpecAugment off
+#   stage 8  recipes/bundled-stage8.toml   a fourth warm restart (5 epochs) from stage 7's best, real speech only
+#   stage 9  recipes/bundled-stage9.toml   two epochs from stage 8's best on real speech plus the first 1,600
+#            synthetic utterances, twice in parallel: SpecAugment off, and on (bundled-stage9-specaug.toml)
 # then every candidate checkpoint is exported and evaluated on dev through the runtime, the best is shipped
 # (with an int8 copy) and the language model is built and its weights tuned on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm) and
@@ -35,11 +38,18 @@ train "$MIXED" runs/stage6 recipes/bundled-stage6.toml \
   --set init=runs/stage5/best.pt
 train "$MIXED" runs/stage7 recipes/bundled-stage7.toml \
   --set init=runs/stage6/best.pt
+train "$DATA/train.jsonl" runs/stage8 recipes/bundled-stage8.toml --set init=runs/stage7/best.pt
+head -n 1600 runs/synth/synth.jsonl > runs/synth/synth-first1600.jsonl
+MIXED9="$DATA/train.jsonl,runs/synth/synth-first1600.jsonl"
+train "$MIXED9" runs/stage9 recipes/bundled-stage9.toml --set init=runs/stage8/best.pt & off=$!
+train "$MIXED9" runs/stage9-specaug recipes/bundled-stage9-specaug.toml --set init=runs/stage8/best.pt & on=$!
+wait "$off"; wait "$on"
 
 best=""; best_wer=2
 for ck in runs/stage2/best.pt runs/stage2/averaged.pt runs/stage3-real/best.pt runs/stage3-synth/best.pt \
           runs/stage4/best.pt runs/stage4/averaged.pt runs/stage5/best.pt runs/stage5/averaged.pt \
-          runs/stage6/best.pt runs/stage6/averaged.pt runs/stage7/best.pt; do
+          runs/stage6/best.pt runs/stage6/averaged.pt runs/stage7/best.pt runs/stage8/best.pt runs/stage8/averaged.pt \
+          runs/stage9/best.pt runs/stage9/averaged.pt runs/stage9-specaug/best.pt runs/stage9-specaug/averaged.pt; do
   result="${ck%.pt}.dev.json"
   if [ ! "$result" -nt "$ck" ]; then  # a rerun evaluates only new or retrained candidates
     $ASR export "$ck" -o runs/candidate.onnx >/dev/null

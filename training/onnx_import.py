@@ -46,6 +46,7 @@ def checkpoint_from_onnx(path: str) -> dict:
     state["out.weight"] = torch.from_numpy(np.ascontiguousarray(weights[matmuls[0].input[1]].T))
     state["out.bias"] = torch.from_numpy(weights["out.bias"].copy())
     training = info.training
+    _check_against_onnx(path, state, training["config"]["model"])
     return {
         "model": state,
         "train_config": training["config"],
@@ -55,6 +56,21 @@ def checkpoint_from_onnx(path: str) -> dict:
         "epoch": training.get("epoch"),
         "data": training.get("data", {}),
     }
+
+
+def _check_against_onnx(path: str, state: dict, model_config: dict) -> None:
+    """The rebuilt PyTorch model must compute what the ONNX graph computes, or the mapping is wrong."""
+    from export.onnx_export import ExportError, verify_against_torch
+
+    from .model import AcousticModel, ModelConfig
+
+    model = AcousticModel(ModelConfig.from_dict(model_config))
+    model.load_state_dict(state)
+    model.eval()
+    try:
+        verify_against_torch(model, path)
+    except ExportError as e:
+        raise NotImportable(f"{path}: weights read back do not reproduce the model ({e})") from None
 
 
 def load_init(path: str) -> dict:
