@@ -69,8 +69,9 @@ def test_model_file_is_self_describing(tmp_path):
     assert lp.shape == (2, 4, 29)
 
 
-def test_int8_export_loads_and_stays_close(tmp_path):
-    _, ck = _checkpoint(tmp_path, hidden=64, layers=2)
+def test_int8_export_loads_and_stays_close(tmp_path, tiny_run):
+    # A trained model: an untrained one's near-uniform outputs make the best token a coin toss under int8.
+    ck = tiny_run["checkpoint"]
     report = export(ck, str(tmp_path / "q.onnx"), int8=True)
     assert report["argmax_agreement"] >= 0.8
-    assert os.path.getsize(tmp_path / "q.onnx") < 0.5 * os.path.getsize(tmp_path / "ck.pt")
+    assert os.path.getsize(tmp_path / "q.onnx") < 0.5 * os.path.getsize(ck)

@@ -133,7 +133,10 @@ def test_init_from_a_model_that_cannot_be_imported_is_a_one_line_error(tmp_path,
     from conftest import BUNDLED, asr_command
 
     int8 = BUNDLED.with_name(BUNDLED.stem + "-int8.onnx")
-    for init, message in ((int8, "int8 models cannot be imported"), (tmp_path / "missing.pt", "no such file")):
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model\n")
+    for init, message in ((int8, "int8 models cannot be imported"), (tmp_path / "missing.pt", "no such file"),
+                          (text, "not an ONNX model")):
         proc = subprocess.run([*asr_command(), "train", "--train", sample_manifest, "--dev",
                                sample_manifest, "--out", str(tmp_path / "run"), "--set", f"init='{init}'"],
                               capture_output=True, text=True, timeout=600)

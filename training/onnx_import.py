@@ -25,7 +25,10 @@ def checkpoint_from_onnx(path: str) -> dict:
     import onnx
     from onnx import numpy_helper
 
-    proto = onnx.load(path)
+    try:
+        proto = onnx.load(path)
+    except Exception as e:  # protobuf's DecodeError and friends: whatever it is, it is not a model
+        raise NotImportable(f"{path}: not an ONNX model ({type(e).__name__})") from None
     try:
         info = ModelInfo.from_props({p.key: p.value for p in proto.metadata_props})
     except (ValueError, KeyError) as e:
