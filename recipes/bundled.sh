@@ -10,7 +10,7 @@
 #   stage 7  recipes/bundled-stage7.toml   one epoch from stage 6's best with SpecAugment off
 #   stage 8  recipes/bundled-stage8.toml   a fourth warm restart (5 epochs) from stage 7's best, real speech only
 #   stage 9  recipes/bundled-stage9.toml   two epochs from stage 8's best on real speech plus the first 1,600
-#            synthetic utterances, twice in parallel: SpecAugment off, and on (bundled-stage9-specaug.toml)
+#            synthetic utterances, twice in parallel: SpecAugment off, and on (stage 6's masking)
 # then every candidate checkpoint is exported and evaluated on dev through the runtime, the best is shipped
 # (with an int8 copy) and the language model is built and its weights tuned on dev.
 # Rerun with the same arguments to resume after an interruption. Needs ./setup.sh --dev (kenlm) and
@@ -42,7 +42,8 @@ train "$DATA/train.jsonl" runs/stage8 recipes/bundled-stage8.toml --set init=run
 head -n 1600 runs/synth/synth.jsonl > runs/synth/synth-first1600.jsonl
 MIXED9="$DATA/train.jsonl,runs/synth/synth-first1600.jsonl"
 train "$MIXED9" runs/stage9 recipes/bundled-stage9.toml --set init=runs/stage8/best.pt & off=$!
-train "$MIXED9" runs/stage9-specaug recipes/bundled-stage9-specaug.toml --set init=runs/stage8/best.pt & on=$!
+train "$MIXED9" runs/stage9-specaug recipes/bundled-stage9.toml --set init=runs/stage8/best.pt \
+  --set augment.freq_masks=2 --set augment.time_masks_per_second=0.4 & on=$!  # stage 6's masking
 wait "$off"; wait "$on"
 
 best=""; best_wer=2

@@ -135,8 +135,10 @@ def test_init_from_a_model_that_cannot_be_imported_is_a_one_line_error(tmp_path,
     int8 = BUNDLED.with_name(BUNDLED.stem + "-int8.onnx")
     text = tmp_path / "notes.onnx"
     text.write_text("not a model\n")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_text("not a checkpoint\n")
     for init, message in ((int8, "int8 models cannot be imported"), (tmp_path / "missing.pt", "no such file"),
-                          (text, "not an ONNX model")):
+                          (text, "not an ONNX model"), (garbage, "not a training checkpoint")):
         proc = subprocess.run([*asr_command(), "train", "--train", sample_manifest, "--dev",
                                sample_manifest, "--out", str(tmp_path / "run"), "--set", f"init='{init}'"],
                               capture_output=True, text=True, timeout=600)

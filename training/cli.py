@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .config import load_config
-    from .onnx_import import NotImportable
+    from .onnx_import import InitError
     from .train import train
 
     overrides = list(args.set)
@@ -40,16 +40,13 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as e:
         print(f"asr train: {e}", file=sys.stderr)
         return 2
-    if cfg.init and not os.path.isfile(cfg.init):
-        print(f"asr train: init {cfg.init}: no such file", file=sys.stderr)
-        return 2
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "command.txt"), "a") as f:
         f.write(shlex.join(["asr", *sys.argv[1:]]) + "\n")
     try:
         result = train(args.train.split(","), args.dev.split(","), args.out, cfg, resume=args.resume,
                        cache_dir=args.cache_dir, device=args.device)
-    except NotImportable as e:
+    except InitError as e:
         print(f"asr train: init {e}", file=sys.stderr)
         return 2
     print(json.dumps({"best": result["best"], "averaged": result.get("averaged")}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
@@ -11,8 +13,8 @@ from asr.metadata import ModelInfo
 _TORCH_FROM_ONNX_GATES = [0, 2, 3, 1]
 
 
-class NotImportable(ValueError):
-    pass
+class InitError(ValueError):
+    """The file given as `init` cannot start a training run."""
 
 
 def _torch_gates(w: np.ndarray, hidden: int) -> torch.Tensor:
@@ -28,16 +30,16 @@ def checkpoint_from_onnx(path: str) -> dict:
     try:
         proto = onnx.load(path)
     except Exception as e:  # protobuf's DecodeError and friends: whatever it is, it is not a model
-        raise NotImportable(f"{path}: not an ONNX model ({type(e).__name__})") from None
+        raise InitError(f"{path}: not an ONNX model ({type(e).__name__})") from None
     try:
         info = ModelInfo.from_props({p.key: p.value for p in proto.metadata_props})
     except (ValueError, KeyError) as e:
-        raise NotImportable(f"{path}: {e}") from None
+        raise InitError(f"{path}: {e}") from None
     weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     lstms = [n for n in proto.graph.node if n.op_type == "LSTM"]
     matmuls = [n for n in proto.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     if len(lstms) != info.layers or len(matmuls) != 1 or "out.bias" not in weights:
-        raise NotImportable(f"{path}: not an fp32 model exported by `asr export` (int8 models cannot be imported)")
+        raise InitError(f"{path}: not an fp32 model exported by `asr export` (int8 models cannot be imported)")
     h = info.hidden
     state = {}
     for k, node in enumerate(lstms):  # graph order is layer order: each layer consumes the previous one
@@ -73,11 +75,16 @@ def _check_against_onnx(path: str, state: dict, model_config: dict) -> None:
     try:
         verify_against_torch(model, path)
     except ExportError as e:
-        raise NotImportable(f"{path}: weights read back do not reproduce the model ({e})") from None
+        raise InitError(f"{path}: weights read back do not reproduce the model ({e})") from None
 
 
 def load_init(path: str) -> dict:
     """Weights to start training from: a training checkpoint (.pt) or an exported model (.onnx)."""
+    if not os.path.isfile(path):
+        raise InitError(f"{path}: no such file")
     if path.endswith(".onnx"):
         return checkpoint_from_onnx(path)
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # unpickling errors come in many types; none of them is a checkpoint
+        raise InitError(f"{path}: not a training checkpoint ({type(e).__name__})") from None
