@@ -35,7 +35,7 @@ def _beam_config(args):
     if not (args.beam or args.lm or hotwords):
         return None
     return BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                      token_beam=args.token_beam, hotwords=hotwords)
+                      token_beam=args.token_beam, hotwords=hotwords, lexicon=not args.open_vocabulary)
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -60,6 +60,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
                    help="boost a word (repeatable; default bonus 5)")
     d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
+    d.add_argument("--open-vocabulary", action="store_true",
+                   help="with --lm, let the beam spell words the LM does not list (default: only its words and hotwords)")
 
 
 def cmd_transcribe(args) -> int:

@@ -25,6 +25,9 @@ class LanguageModel:
             except (OSError, RuntimeError) as e:
                 raise ValueError(f"{path}: not a KenLM/ARPA language model ({str(e).splitlines()[0]})") from None
         self.path = path
+        # The beam spells only these words (and hotwords) when the file lists them (ARPA); binary: open vocabulary.
+        self.words = _arpa_words(path)
+        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w) + 1))
 
     def begin(self):
         state = self._kenlm.State()
@@ -41,3 +44,22 @@ class LanguageModel:
 
     def __contains__(self, word: str) -> bool:
         return word in self.model
+
+
+def _arpa_words(path: str) -> frozenset[str]:
+    """The vocabulary of an ARPA file (its 1-grams, without <s>, </s>, <unk>); empty for a binary KenLM file."""
+    words = set()
+    with open(path, "rb") as f:
+        if not f.read(64).lstrip().startswith(b"\\data\\"):
+            return frozenset()
+        f.seek(0)
+        in_unigrams = False
+        for line in f:
+            line = line.strip()
+            if line.startswith(b"\\"):
+                if in_unigrams:
+                    break
+                in_unigrams = line == b"\\1-grams:"
+            elif in_unigrams and line:
+                words.add(line.split(b"\t")[1].decode("utf-8", "replace"))
+    return frozenset(words - {"<s>", "</s>", "<unk>"})

@@ -1,6 +1,6 @@
 """Tune beam-search LM weight and word bonus on a dev manifest; prints WER/CER for each setting (JSON lines).
 
-    python scripts/tune_lm.py MODEL.onnx LM.arpa DEV.jsonl [--weights 0.3,0.5,0.8] [--bonuses 0,1,2] [--beams 16] [--jobs 2]
+    python scripts/tune_lm.py MODEL.onnx LM.arpa DEV.jsonl [--weights 0.3,0.5,0.8] [--bonuses 0,1,2] [--beams 16] [--jobs 2] [--open-vocabulary]
 
 Log-probs are computed once per utterance, then every setting is decoded from them.
 """
@@ -26,17 +26,18 @@ from asr.vocab import normalize_text  # noqa: E402
 _data = {}
 
 
-def _init(lm_path, items, vocab):
+def _init(lm_path, items, vocab, lexicon):
     from asr.lm import LanguageModel
 
-    _data.update(lm=LanguageModel(lm_path) if lm_path else None, items=items, vocab=vocab)
+    _data.update(lm=LanguageModel(lm_path) if lm_path else None, items=items, vocab=vocab, lexicon=lexicon)
 
 
 def _score(setting):
     weight, bonus, beam = setting
     per_corpus = {}
     for corpus, ref, lp in _data["items"]:
-        d = BeamDecoder(_data["vocab"], BeamConfig(beam=beam, lm_weight=weight, word_bonus=bonus), _data["lm"])
+        cfg = BeamConfig(beam=beam, lm_weight=weight, word_bonus=bonus, lexicon=_data["lexicon"])
+        d = BeamDecoder(_data["vocab"], cfg, _data["lm"])
         d.accept(lp)
         d.finalize()
         per_corpus.setdefault(corpus, ErrorCounter()).add(ref, normalize_text(d.text))
@@ -57,6 +58,7 @@ def main() -> None:
     p.add_argument("--bonuses", default="0,1,2,3")
     p.add_argument("--beams", default=str(BeamConfig.beam))
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--open-vocabulary", action="store_true", help="let the beam spell words the LM does not list")
     args = p.parse_args()
     rec = Recognizer.load(args.model, device="cpu")
     items = []
@@ -67,7 +69,8 @@ def main() -> None:
         items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
     settings = list(itertools.product(map(float, args.weights.split(",")), map(float, args.bonuses.split(",")),
                                       map(int, args.beams.split(","))))
-    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.lm, items, rec.vocab)) as pool:
+    init_args = (args.lm, items, rec.vocab, not args.open_vocabulary)
+    with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=init_args) as pool:
         for result in pool.map(_score, settings):
             print(json.dumps(result), flush=True)
 

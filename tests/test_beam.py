@@ -108,5 +108,26 @@ def test_lm_build_and_beam_decoding_from_the_cli(tmp_path, any_model):
     wav = sample_pairs()[0][0]
     r = run_asr("transcribe", wav, "--model", any_model, "--lm", lm_path, "--lm-weight", "0.8", "--hotword", "canoe:4")
     assert r.returncode == 0 and r.stderr == "" and r.stdout.strip()
+    assert set(r.stdout.split()) <= set(text.read_text().split())  # the LM's words only
+    r = run_asr("transcribe", wav, "--model", any_model, "--lm", lm_path, "--open-vocabulary")
+    assert r.returncode == 0 and r.stderr == "" and r.stdout.strip()
     r = run_asr("transcribe", wav, "--model", any_model, "--lm", tmp_path / "missing.arpa")
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_with_an_lm_only_its_words_are_spelled(lm):
+    # "cet" is acoustically best and the LM is given no weight: only the lexicon can overrule it.
+    lp = frames(spell("the c") + [{"e": 0.7, "a": 0.3}, {"_": 0.95}] + spell("t sat"))
+    assert decode(lp, lm=lm, lm_weight=0.0, word_bonus=0.0, lexicon=False) == "the cet sat"
+    assert decode(lp, lm=lm, lm_weight=0.0, word_bonus=0.0) == "the cat sat"
+
+
+def test_hotwords_pass_the_lexicon(lm):
+    lp = frames(spell("the zorg sat"))
+    assert "zorg" not in decode(lp, lm=lm)
+    assert decode(lp, lm=lm, hotwords={"zorg": 2.0}) == "the zorg sat"
+
+
+def test_the_lexicon_is_the_arpa_vocabulary(lm):
+    assert lm.words == {"the", "cat", "sat", "on", "mat", "ate", "a", "and", "dog"}
+    assert {"c", "ca", "cat"} <= lm.prefixes and "cet" not in lm.prefixes

@@ -103,6 +103,10 @@ def test_live_transcribes_played_speech_then_exits_on_sigint(pulse, bundled_mode
     diff = ErrorCounter()
     diff.add(" ".join(expected), " ".join(heard))
     assert diff.cer < 0.35, (heard, expected)
+    # ...and the finals carry the played utterance's words at the model's level on this voice (README).
+    said = ErrorCounter()
+    said.add(text, " ".join(heard))
+    assert said.cer < 0.45, (heard, text)
     assert "segments" in proc.stderr.read()
     import soundfile as sf
 
