@@ -50,7 +50,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
     d = p.add_argument_group("decoding (greedy unless one of --beam, --lm, --hotword is given)")
     d.add_argument("--beam", type=int, default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
-    d.add_argument("--lm", help="word n-gram language model (KenLM binary or ARPA; needs the kenlm module)")
+    d.add_argument("--lm", help="word n-gram language model (ARPA, or KenLM binary with the kenlm module)")
     d.add_argument("--lm-weight", type=float, default=BeamConfig.lm_weight,
                    help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
     d.add_argument("--word-bonus", type=float, default=BeamConfig.word_bonus,

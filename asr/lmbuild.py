@@ -1,6 +1,6 @@
 """`asr lm build`: a word n-gram language model (interpolated Kneser-Ney) written as ARPA.
 
-Pure Python, so no LM toolkit has to be compiled; the result loads with the `kenlm` module.
+Pure Python, so no LM toolkit has to be compiled; the result loads with the `kenlm` module or `asr.arpa`.
 Probabilities are interpolated Kneser-Ney; n-grams seen fewer than `min_count` times are pruned
 (above unigrams) and every context's backoff weight is recomputed so each distribution sums to one.
 """

@@ -1,3 +1,6 @@
+import math
+import sys
+
 import numpy as np
 import pytest
 
@@ -131,3 +134,34 @@ def test_hotwords_pass_the_lexicon(lm):
 def test_the_lexicon_is_the_arpa_vocabulary(lm):
     assert lm.words == {"the", "cat", "sat", "on", "mat", "ate", "a", "and", "dog"}
     assert {"c", "ca", "cat"} <= lm.prefixes and "cet" not in lm.prefixes
+
+
+def test_pure_python_arpa_scores_equal_kenlm(lm):
+    from asr.arpa import ArpaModel
+
+    py = ArpaModel(lm.path)
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        kenlm_state, py_state = lm.begin(), py.begin()
+        for w in [*rng.choice(["the", "cat", "sat", "on", "mat", "dog", "zebra", "a", "and"], size=6), "</s>"]:
+            expected, kenlm_state = lm.score(kenlm_state, str(w))
+            got, py_state = py.score(py_state, str(w))
+            assert abs(expected - got * math.log(10)) < 1e-4, w
+
+
+def test_without_kenlm_an_arpa_lm_decodes_the_same(lm, monkeypatch, tmp_path):
+    from asr.lm import LanguageModel
+
+    monkeypatch.setitem(sys.modules, "kenlm", None)  # `import kenlm` now fails as on a runtime-only install
+    pure = LanguageModel(lm.path)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        lp = frames(spell("the cat sat on a mat", p=0.6))
+        lp = np.log(np.exp(lp) * rng.uniform(0.3, 1.7, lp.shape))
+        lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
+        for kw in ({}, {"lexicon": False, "lm_weight": 1.0}):
+            assert decode(lp, lm=pure, **kw) == decode(lp, lm=lm, **kw)
+    binary = tmp_path / "lm.binary"
+    binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\0" + bytes(64))
+    with pytest.raises(ValueError, match="needs the kenlm module"):
+        LanguageModel(str(binary))
