@@ -19,11 +19,22 @@ def _load_recognizer(args):
     from .recognizer import Recognizer
 
     endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
+    lm = args.lm or _bundled_lm(args)
     return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint,
-                           beam=_beam_config(args), lm=args.lm)
+                           beam=_beam_config(args, lm), lm=lm)
 
 
-def _beam_config(args):
+def _bundled_lm(args) -> str | None:
+    """The bundled model's LM, for the commands that offer --no-lm (files: accuracy before latency) when they
+    run the bundled model."""
+    from .recognizer import BUNDLED_LM
+
+    if getattr(args, "no_lm", True) or args.model or os.environ.get("ASR_MODEL") or not os.path.isfile(BUNDLED_LM):
+        return None
+    return BUNDLED_LM
+
+
+def _beam_config(args, lm):
     """Beam search when asked for (--beam, --lm or hotwords); greedy otherwise."""
     from .beam import hotword_boosts
 
@@ -32,7 +43,7 @@ def _beam_config(args):
         with open(args.hotwords_file, encoding="utf-8") as f:
             items += f.read().splitlines()
     hotwords = hotword_boosts(items)
-    if not (args.beam or args.lm or hotwords):
+    if not (args.beam or lm or hotwords):
         return None
     return BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                       token_beam=args.token_beam, hotwords=hotwords, lexicon=not args.open_vocabulary)
@@ -62,6 +73,11 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
     d.add_argument("--open-vocabulary", action="store_true",
                    help="with --lm, let the beam spell words the LM does not list (default: only its words and hotwords)")
+
+
+def _add_no_lm(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-lm", action="store_true",
+                   help="without the bundled LM: greedy decoding (default with the bundled model: beam search + assets/en-3gram.arpa)")
 
 
 def cmd_transcribe(args) -> int:
@@ -213,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
     t.add_argument("--jobs", type=int, default=0, help="parallel workers (default: number of cores)")
     _add_model_args(t)
+    _add_no_lm(t)
     t.set_defaults(func=cmd_transcribe)
 
     i = sub.add_parser("info", help="print a model's metadata")
@@ -223,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("manifest")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_args(e)
+    _add_no_lm(e)
     e.set_defaults(func=cmd_eval)
 
     lv = sub.add_parser("live", help="transcribe the microphone as you speak")

@@ -24,31 +24,43 @@ class LanguageModel:
             import kenlm
         except ImportError:
             if not self.words:
-                raise ValueError(f"{path}: a binary (non-ARPA) language model needs the kenlm module: "
-                                 "pip install kenlm") from None
-            self.model = ArpaModel(path)
-            return
+                raise ValueError(f"{path}: not an ARPA file; a binary KenLM model needs the kenlm module "
+                                 "(pip install kenlm)") from None
+            try:
+                self.model = ArpaModel(path)
+            except (ValueError, IndexError):
+                raise ValueError(f"{path}: not a readable ARPA language model") from None
+        else:
+            self.model = _KenLM(kenlm, path)
+
+    def begin(self):
+        return self.model.begin()
+
+    def score(self, state, word: str):
+        """Natural-log probability of word after state, and the new state."""
+        lp, out = self.model.score(state, word)
+        return lp * LN10, out
+
+    def end(self, state) -> float:
+        return self.score(state, "</s>")[0]
+
+
+class _KenLM:
+    """The kenlm module behind ArpaModel's interface (log10 scores, opaque states)."""
+
+    def __init__(self, kenlm, path: str):
+        self.kenlm = kenlm
         with quiet_stderr():  # KenLM prints a progress bar and advice while loading
             try:
                 self.model = kenlm.Model(path)
             except (OSError, RuntimeError) as e:
                 raise ValueError(f"{path}: not a KenLM/ARPA language model ({str(e).splitlines()[0]})") from None
-        self._kenlm = kenlm
 
     def begin(self):
-        if isinstance(self.model, ArpaModel):
-            return self.model.begin()
-        state = self._kenlm.State()
+        state = self.kenlm.State()
         self.model.BeginSentenceWrite(state)
         return state
 
     def score(self, state, word: str):
-        """Natural-log probability of word after state, and the new state."""
-        if isinstance(self.model, ArpaModel):
-            lp, out = self.model.score(state, word)
-            return lp * LN10, out
-        out = self._kenlm.State()
-        return self.model.BaseScore(state, word, out) * LN10, out
-
-    def end(self, state) -> float:
-        return self.score(state, "</s>")[0]
+        out = self.kenlm.State()
+        return self.model.BaseScore(state, word, out), out

@@ -14,7 +14,9 @@ from .features import FeatureExtractor
 from .model import ModelError, OnnxAcousticModel
 from .vocab import Vocabulary
 
-BUNDLED_MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "en-lstm-ctc.onnx")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+BUNDLED_MODEL = os.path.join(ASSETS, "en-lstm-ctc.onnx")
+BUNDLED_LM = os.path.join(ASSETS, "en-3gram.arpa")
 
 
 def default_model_path() -> str:

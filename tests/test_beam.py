@@ -163,5 +163,9 @@ def test_without_kenlm_an_arpa_lm_decodes_the_same(lm, monkeypatch, tmp_path):
             assert decode(lp, lm=pure, **kw) == decode(lp, lm=lm, **kw)
     binary = tmp_path / "lm.binary"
     binary.write_bytes(b"mmap lm http://kheafield.com/code format version 5\0" + bytes(64))
-    with pytest.raises(ValueError, match="needs the kenlm module"):
+    with pytest.raises(ValueError, match="binary KenLM model needs the kenlm module"):
         LanguageModel(str(binary))
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\nnot-a-number\tcat\n")
+    with pytest.raises(ValueError, match="not a readable ARPA"):
+        LanguageModel(str(broken))

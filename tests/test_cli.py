@@ -31,6 +31,18 @@ def test_bundled_samples_transcribe_near_their_transcripts(bundled_model):
     assert errors.cer < 0.45, errors.cer
 
 
+def test_files_with_the_bundled_model_are_decoded_with_its_lm(bundled_model):
+    from asr.arpa import arpa_words
+    from asr.recognizer import BUNDLED_LM, Recognizer
+
+    wav, _ = sample_pairs()[0]
+    greedy = " ".join(r.text for r in Recognizer.load(bundled_model, device="cpu").transcribe(str(wav))).split()
+    assert run_asr("transcribe", wav, "--no-lm").stdout.split() == greedy
+    assert run_asr("transcribe", wav, "--model", bundled_model).stdout.split() == greedy  # a chosen model: greedy
+    default = run_asr("transcribe", wav).stdout.split()
+    assert default != greedy and set(default) <= arpa_words(BUNDLED_LM)
+
+
 @pytest.mark.parametrize("fmt", ["txt", "json", "srt", "vtt"])
 def test_every_format_from_the_cli(bundled_model, fmt, tmp_path):
     wav, text = sample_pairs()[0]
