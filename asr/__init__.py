@@ -6,7 +6,7 @@
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Recognizer": "recognizer", "Stream": "recognizer", "Result": "recognizer",
+    "Recognizer": "recognizer", "Stream": "recognizer", "Result": "recognizer", "BUNDLED_LM": "recognizer",
     "Word": "decoding", "EndpointConfig": "endpoint", "FeatureConfig": "features",
     "AudioError": "audio", "ModelError": "model",
 }

@@ -6,8 +6,10 @@ import json
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -35,9 +37,10 @@ class Display:
     """Terminal: the partial is updated in place (only its changed tail is redrawn) and each final becomes a
     line. Not a terminal: one JSON object per result and line."""
 
-    def __init__(self, out=sys.stdout, timestamps: bool = False, meter: bool = False):
-        self.out, self.timestamps, self.meter = out, timestamps, meter
-        self.tty = out.isatty()
+    def __init__(self, out=None, timestamps: bool = False, meter: bool = False):
+        # sys.stdout looked up now, not at import: it may have been replaced since (tests, embedding apps)
+        self.out, self.timestamps, self.meter = out or sys.stdout, timestamps, meter
+        self.tty = self.out.isatty()
         self._shown = ""  # what the partial line shows now
         self._level = ""
 
@@ -134,11 +137,14 @@ class LiveSession:
                   "does this terminal lack microphone permission?", file=sys.stderr)
 
     def _emit(self, result) -> None:
-        self.display.show(result)
-        if result.final:
+        if not result.final:
+            self.display.show(result)
+            return
+        with _signals_held() if threading.current_thread() is threading.main_thread() else nullcontext():
             self.segments += 1
             if self.finals is not None:
                 self.finals.write(result)
+            self.display.show(result)
 
     def close(self) -> None:
         for result in self.stream.finish():
@@ -147,6 +153,21 @@ class LiveSession:
             self.finals.close()
         if self.audio is not None:
             self.audio.close()
+
+
+@contextmanager
+def _signals_held():
+    """Ctrl+C or SIGTERM inside the block is raised when it ends: a final is saved and shown, never half of it."""
+    caught = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held]
+    try:
+        yield
+    finally:
+        for s, handler in zip(held, previous):
+            signal.signal(s, handler)
+        if caught:
+            raise KeyboardInterrupt
 
 
 def run_live(recognizer, args) -> int:

@@ -212,3 +212,28 @@ def test_reconnect_waits_for_the_device_and_goes_on(tmp_path, any_model):
         stop_pulse(env)
         if proc.poll() is None:
             proc.kill()
+
+
+def test_ctrl_c_as_a_final_goes_out_keeps_it_saved(any_model, tmp_path, monkeypatch):
+    """SIGINT landing while a final is being shown used to skip writing it to --output (seen under load)."""
+    import argparse
+
+    from asr.live import LiveSession
+    from asr.recognizer import Recognizer, Result
+
+    args = argparse.Namespace(timestamps=False, meter=False, output=str(tmp_path / "finals.jsonl"), save_audio=None)
+    session = LiveSession(Recognizer.load(any_model, device="cpu"), args)
+    shown = []
+
+    def show(result):
+        if result.final:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl+C arrives while the final is on its way out
+        shown.append(result)
+
+    monkeypatch.setattr(session.display, "show", show)
+    final = Result(final=True, text="hello there", start=0.0, end=1.0)
+    with pytest.raises(KeyboardInterrupt):
+        session._emit(final)
+    assert shown == [final]
+    assert json.loads((tmp_path / "finals.jsonl").read_text())["text"] == "hello there"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
