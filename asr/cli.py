@@ -59,7 +59,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--silence-without-speech", type=float, default=2.4, metavar="S",
                    help="reset after this much audio with nothing recognised (default 2.4)")
     p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
-    d = p.add_argument_group("decoding (greedy unless one of --beam, --lm, --hotword is given)")
+    d = p.add_argument_group("decoding (greedy unless --beam, --lm or a hotword is given; transcribe and eval add "
+                             "the bundled LM to the bundled model)")
     d.add_argument("--beam", type=int, default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
     d.add_argument("--lm", help="word n-gram language model (ARPA, or KenLM binary with the kenlm module)")
     d.add_argument("--lm-weight", type=float, default=BeamConfig.lm_weight,
