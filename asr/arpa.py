@@ -4,7 +4,7 @@ scorer giving the kenlm module's log10 probabilities for runtimes without kenlm 
 from __future__ import annotations
 
 
-def _is_arpa(path: str) -> bool:
+def is_arpa(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(64).lstrip().startswith(b"\\data\\")
 
@@ -23,14 +23,18 @@ def _sections(path: str):
 
 def arpa_words(path: str) -> frozenset[str]:
     """The vocabulary of an ARPA file (its 1-grams, without <s>, </s>, <unk>); empty for any other file."""
-    if not _is_arpa(path):
+    if not is_arpa(path):
         return frozenset()
     words = set()
     for order, fields in _sections(path):
         if order > 1:
             break
         words.add(fields[1])
-    return frozenset(words - {"<s>", "</s>", "<unk>"})
+    return _vocabulary(words)
+
+
+def _vocabulary(unigrams) -> frozenset[str]:
+    return frozenset(unigrams) - {"<s>", "</s>", "<unk>"}
 
 
 class ArpaModel:
@@ -44,6 +48,7 @@ class ArpaModel:
             self.grams[tuple(fields[1].split(" "))] = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
             self.order = max(self.order, order)
         self.unk = self.grams.get(("<unk>",), (-100.0, 0.0))[0]
+        self.words = _vocabulary(gram[0] for gram in self.grams if len(gram) == 1)
 
     def begin(self) -> tuple[str, ...]:
         return ("<s>",)

@@ -105,6 +105,7 @@ class BeamDecoder:
 
         for prefix, hyp in self.beams.items():
             total = hyp.acoustic
+            word = prefix.rsplit(" ", 1)[-1]  # the word in progress (empty after a space)
             h = slot(prefix, hyp)
             h.pb = _lae(h.pb, total + float(row[blank]))
             if hyp.last >= 0 and hyp.last != blank:  # the last token again, collapsed
@@ -122,7 +123,7 @@ class BeamDecoder:
                     h.pnb = _lae(h.pnb, p)
                     continue
                 new_prefix = prefix + ch
-                if self._lexicon is not None and not self._spells_a_word(prefix.rsplit(" ", 1)[-1], ch):
+                if self._lexicon is not None and not self._spells_a_word(word, ch):
                     continue
                 fresh = new_prefix not in nxt
                 h = slot(new_prefix, hyp)

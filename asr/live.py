@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class LiveSession:
         if not result.final:
             self.display.show(result)
             return
-        with _signals_held() if threading.current_thread() is threading.main_thread() else nullcontext():
+        with _signals_held():
             self.segments += 1
             if self.finals is not None:
                 self.finals.write(result)
@@ -157,7 +157,11 @@ class LiveSession:
 
 @contextmanager
 def _signals_held():
-    """Ctrl+C or SIGTERM inside the block is raised when it ends: a final is saved and shown, never half of it."""
+    """Ctrl+C or SIGTERM inside the block is raised when it ends: a final is saved and shown, never half of it.
+    Only the main thread receives signals (and may set handlers); elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     caught = []
     held = (signal.SIGINT, signal.SIGTERM)
     previous = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held]

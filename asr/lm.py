@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 
-from .arpa import ArpaModel, arpa_words
+from .arpa import ArpaModel, arpa_words, is_arpa
 from .quiet import quiet_stderr
 
 LN10 = math.log(10)
@@ -16,22 +16,23 @@ class LanguageModel:
     def __init__(self, path: str):
         if not os.path.isfile(path):
             raise ValueError(f"{path}: language model file not found")
-        # The beam spells only these words (and hotwords) when the file lists them (ARPA); binary: open vocabulary.
-        self.words = arpa_words(path)
-        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w) + 1))
         self.path = path
         try:
             import kenlm
         except ImportError:
-            if not self.words:
+            if not is_arpa(path):
                 raise ValueError(f"{path}: not an ARPA file; a binary KenLM model needs the kenlm module "
                                  "(pip install kenlm)") from None
             try:
                 self.model = ArpaModel(path)
             except (ValueError, IndexError):
                 raise ValueError(f"{path}: not a readable ARPA language model") from None
+            self.words = self.model.words
         else:
             self.model = _KenLM(kenlm, path)
+            self.words = arpa_words(path)
+        # The beam spells only these words (and hotwords) when the file lists them (ARPA); binary: open vocabulary.
+        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w) + 1))
 
     def begin(self):
         return self.model.begin()
