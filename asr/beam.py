@@ -138,8 +138,8 @@ class BeamDecoder:
     def _spells_a_word(self, word: str, ch: str) -> bool:
         """Whether word + ch stays on the way to a lexicon word or hotword (a space: whether word is one)."""
         if ch == " ":
-            return word in self._lexicon.words or word in self.cfg.hotwords
-        return word + ch in self._lexicon.prefixes or word + ch in self._prefix_boost
+            return self._lexicon.is_word(word) or word in self.cfg.hotwords
+        return word + ch in self._prefix_boost or self._lexicon.is_prefix(word + ch)
 
     def _score_extension(self, h: _Hyp, prefix: str, ch: str) -> None:
         """LM, word bonus and hotwords for a hypothesis just extended by ch (h starts as a copy of its parent)."""
@@ -166,19 +166,31 @@ class BeamDecoder:
 
     def finalize(self) -> None:
         """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
-        done = {}
         beams = self.beams
-        if self._lexicon is not None:  # a word cut off mid-way is no word: drop such endings unless nothing is left
-            beams = {p: h for p, h in beams.items()
-                     if not p.strip() or p.endswith(" ") or self._spells_a_word(p.rsplit(" ", 1)[-1], " ")} or beams
+        if self._lexicon is not None:  # a word cut off mid-way is no word: prefer hypotheses without one
+            whole = {p: h for p, h in beams.items()
+                     if not p.strip() or p.endswith(" ") or self._spells_a_word(p.rsplit(" ", 1)[-1], " ")}
+            beams = whole or {self._cut_last_word(p, h): h for p, h in beams.items()}
+        done: dict[str, _Hyp] = {}
         for prefix, hyp in beams.items():
             word = prefix.rsplit(" ", 1)[-1]
             if word:
                 self._complete_word(hyp, word)
             if self.lm is not None and prefix.strip():
                 hyp.lm += self.cfg.lm_weight * self.lm.end(hyp.lm_state)
-            done[prefix.strip()] = hyp
+            key = prefix.strip()
+            if key not in done or hyp.score > done[key].score:
+                done[key] = hyp
         self.beams = done
+
+    @staticmethod
+    def _cut_last_word(prefix: str, hyp: _Hyp) -> str:
+        """Drop an unfinished word (and its hotword advance); tokens are the prefix's characters, one each."""
+        kept = prefix[: len(prefix) - len(prefix.rsplit(" ", 1)[-1])]
+        hyp.tokens = hyp.tokens[: len(kept)]
+        hyp.lm -= hyp.boost
+        hyp.boost = 0.0
+        return kept
 
 
 def _hotword_prefixes(hotwords: dict[str, float]) -> dict[str, float]:

@@ -10,6 +10,19 @@ import sys
 from .beam import BeamConfig
 
 
+def _int_at_least(lo: int):
+    """An argparse type: a whole number >= lo, refused at parse time with a one-line reason."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {lo}")
+        return value
+    return parse
+
+
 def _fail(msg: str) -> None:
     print(f"asr: {msg}", file=sys.stderr)
 
@@ -176,19 +189,24 @@ def cmd_bench(args) -> int:
 
 
 def cmd_lm_build(args) -> int:
-    from .lmbuild import build_arpa
-    from .vocab import normalize_text
+    import time
 
-    def sentences():
-        for path in args.text:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    text = normalize_text(line)
-                    if text:
-                        yield text
+    from . import lmbuild, ngram
+    from .manifest import read_manifest
 
-    counts = build_arpa(sentences(), args.output, order=args.order, min_count=args.min_count)
-    print(f"{args.output}: " + ", ".join(f"{n}-grams {c}" for n, c in counts.items()))
+    exclude = None
+    if args.exclude:
+        exclude = lmbuild.excluded_sentences(item["text"] for path in args.exclude for item in read_manifest(path))
+    t0 = time.monotonic()
+    model = lmbuild.build(lambda: lmbuild.read_sentences(args.text, exclude), order=args.order,
+                          vocab_size=args.vocab, min_count=args.min_count, max_ngrams=args.max_ngrams)
+    if ngram.wants_compact(args.output):
+        ngram.write(model, args.output)
+    else:
+        lmbuild.write_arpa(model, args.output)
+    print(f"{args.output}: {len(model.vocab) - 3} words, "
+          + ", ".join(f"{n}-grams {c}" for n, c in model.counts().items())
+          + f", {os.path.getsize(args.output) / 1e6:.1f} MB, {time.monotonic() - t0:.0f} s")
     return 0
 
 
@@ -303,11 +321,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     lm = sub.add_parser("lm", help="language model tools").add_subparsers(dest="lm_command", required=True,
                                                                           metavar="build")
-    lb = lm.add_parser("build", help="build a word n-gram model (ARPA) from text files, one sentence per line")
-    lb.add_argument("text", nargs="+", help="text files (normalised like transcripts: lower-case a-z and ')")
-    lb.add_argument("-o", "--output", required=True, help="ARPA file to write (loads with --lm)")
-    lb.add_argument("--order", type=int, default=3)
-    lb.add_argument("--min-count", type=int, default=2, help="prune n-grams (above unigrams) seen fewer times")
+    lb = lm.add_parser("build", help="build a word n-gram model (modified Kneser-Ney) from text")
+    lb.add_argument("text", nargs="+", help="text files, one sentence per line (.xz/.gz unpacked; normalised like "
+                    "transcripts), or .jsonl manifests (their transcripts)")
+    lb.add_argument("-o", "--output", required=True,
+                    help="model to write: .npz is asr's compact binary format, anything else ARPA (both load with --lm)")
+    lb.add_argument("--order", type=_int_at_least(2), default=3)
+    lb.add_argument("--vocab", type=_int_at_least(0), default=0,
+                    help="keep the N most frequent words, the rest become <unk> (default 0: every word)")
+    lb.add_argument("--min-count", type=_int_at_least(1), default=2,
+                    help="prune n-grams (above unigrams) seen fewer times (default 2)")
+    lb.add_argument("--max-ngrams", type=_int_at_least(0), default=0,
+                    help="prune to at most N n-grams above unigrams, least useful first (default 0: no budget)")
+    lb.add_argument("--exclude", action="append", default=[], metavar="MANIFEST",
+                    help="drop sentences sharing 10 words in a row with these transcripts (or equal to a short one): "
+                    "keeps evaluation text out of the model (repeatable)")
     lb.set_defaults(func=cmd_lm_build)
 
     pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")

@@ -1,12 +1,15 @@
-"""Word n-gram language model for beam search: a KenLM model (ARPA or binary) via the kenlm module, or, when
-kenlm is not installed, an ARPA file scored in pure Python (arpa.ArpaModel) with the same results."""
+"""Word n-gram language model for beam search, behind one interface (begin, score, end, is_word, is_prefix):
+asr's compact binary format (asr/ngram.py, always pure Python), or a KenLM model (ARPA or binary) via the kenlm
+module, or, when kenlm is not installed, an ARPA file scored in pure Python (asr/arpa.py) with the same results."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 
 from .arpa import ArpaModel, arpa_words, is_arpa
+from .ngram import CompactModel, is_ngram_file
 from .quiet import quiet_stderr
 
 LN10 = math.log(10)
@@ -17,33 +20,58 @@ class LanguageModel:
         if not os.path.isfile(path):
             raise ValueError(f"{path}: language model file not found")
         self.path = path
-        try:
-            import kenlm
-        except ImportError:
-            if not is_arpa(path):
-                raise ValueError(f"{path}: not an ARPA file; a binary KenLM model needs the kenlm module "
-                                 "(pip install kenlm)") from None
-            try:
-                self.model = ArpaModel(path)
-            except (ValueError, IndexError):
-                raise ValueError(f"{path}: not a readable ARPA language model") from None
-            self.words = self.model.words
+        if is_ngram_file(path):
+            self.model = CompactModel(path)
+            words = self.model.words
         else:
-            self.model = _KenLM(kenlm, path)
-            self.words = arpa_words(path)
-        # The beam spells only these words (and hotwords) when the file lists them (ARPA); binary: open vocabulary.
-        self.prefixes = frozenset(w[:i] for w in self.words for i in range(1, len(w) + 1))
+            self.model, words = _kenlm_or_arpa(path)
+        # The beam spells only these words (and hotwords) when the file lists them (ARPA, compact);
+        # a KenLM binary does not: open vocabulary.
+        self.words = frozenset(words)
+        self._sorted = sorted(self.words)
+        self._cache: dict = {}
+
+    def is_word(self, word: str) -> bool:
+        return word in self.words
+
+    def is_prefix(self, text: str) -> bool:
+        """Whether some word of the vocabulary starts with text (a binary search: no table of prefixes)."""
+        i = bisect.bisect_left(self._sorted, text)
+        return i < len(self._sorted) and self._sorted[i].startswith(text)
 
     def begin(self):
         return self.model.begin()
 
     def score(self, state, word: str):
         """Natural-log probability of word after state, and the new state."""
-        lp, out = self.model.score(state, word)
-        return lp * LN10, out
+        key = (state, word) if isinstance(state, tuple) else None
+        hit = self._cache.get(key) if key is not None else None
+        if hit is None:
+            lp, out = self.model.score(state, word)
+            hit = (lp * LN10, out)
+            if key is not None:
+                if len(self._cache) > 200_000:  # bounded: a long stream must not grow it forever
+                    self._cache.clear()
+                self._cache[key] = hit
+        return hit
 
     def end(self, state) -> float:
         return self.score(state, "</s>")[0]
+
+
+def _kenlm_or_arpa(path: str):
+    try:
+        import kenlm
+    except ImportError:
+        if not is_arpa(path):
+            raise ValueError(f"{path}: not an ARPA or asr n-gram file; a binary KenLM model needs the kenlm module "
+                             "(pip install kenlm)") from None
+        try:
+            model = ArpaModel(path)
+        except (ValueError, IndexError):
+            raise ValueError(f"{path}: not a readable ARPA language model") from None
+        return model, model.words
+    return _KenLM(kenlm, path), arpa_words(path)
 
 
 class _KenLM:

@@ -39,11 +39,11 @@ def decode(lp, **kw):
 def lm(tmp_path_factory):
     pytest.importorskip("kenlm")
     from asr.lm import LanguageModel
-    from asr.lmbuild import build_arpa
+    from asr.lmbuild import build, write_arpa
 
     path = tmp_path_factory.mktemp("lm") / "lm.arpa"
     text = ["the cat sat on the mat", "the cat ate", "a cat and a dog", "the dog sat"] * 5
-    build_arpa(text, str(path), order=3, min_count=1)
+    write_arpa(build(lambda: text, order=3, min_count=1), str(path))
     return LanguageModel(str(path))
 
 
@@ -133,7 +133,7 @@ def test_hotwords_pass_the_lexicon(lm):
 
 def test_the_lexicon_is_the_arpa_vocabulary(lm):
     assert lm.words == {"the", "cat", "sat", "on", "mat", "ate", "a", "and", "dog"}
-    assert {"c", "ca", "cat"} <= lm.prefixes and "cet" not in lm.prefixes
+    assert all(lm.is_prefix(p) for p in ("c", "ca", "cat")) and not lm.is_prefix("cet")
 
 
 def test_pure_python_arpa_scores_equal_kenlm(lm):
@@ -169,3 +169,18 @@ def test_without_kenlm_an_arpa_lm_decodes_the_same(lm, monkeypatch, tmp_path):
     broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\nnot-a-number\tcat\n")
     with pytest.raises(ValueError, match="not a readable ARPA"):
         LanguageModel(str(broken))
+
+
+def test_a_segment_never_ends_on_a_word_the_lexicon_lacks(lm):
+    # Every hypothesis is mid-word at the end ("the ca..."): the unfinished word is cut, not printed.
+    d = BeamDecoder(V, BeamConfig(token_beam=3.0), lm)  # too narrow to finish "cat" from thin mass
+    d.accept(frames(spell("the ca")))
+    d.finalize()
+    assert d.text.startswith("the") and set(d.text.split()) <= lm.words
+    assert " ".join("".join(V.tokens[t.id] for t in d.tokens).split()) == d.text
+    # and when nothing else is left, the unfinished word is cut (with its tokens), not printed
+    d = BeamDecoder(V, BeamConfig(token_beam=3.0), lm)
+    d.accept(frames(spell("the ca")))
+    d.beams = {p: h for p, h in d.beams.items() if p.endswith("ca")}
+    d.finalize()
+    assert d.text == "the" and len(d.tokens) == len("the ")

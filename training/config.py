@@ -19,6 +19,9 @@ class AugmentConfig:
     time_masks_per_second: float = 0.5
     time_mask_width: int = 20  # frames
     gain_db: float = 6.0  # random gain range, +/-: a constant shift of the log-mel features
+    # Drop 0..N leading frames per utterance: the model then sees every phase of its frame stacking, so
+    # a few milliseconds of leading silence do not change the words (N = stack - 1 covers all phases).
+    shift_frames: int = 0
     # Waveform augmentation (features of the chosen utterances are computed on the fly, not cached).
     noise_dir: str = ""  # folder of noise recordings, e.g. ../shared/data/noise
     noise_prob: float = 0.0

@@ -199,6 +199,8 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, aug) -> None:
 def collate(feature_list: list[np.ndarray], targets: list[list[int]], stack: int, mean, std,
             rng: np.random.Generator | None = None, aug=None):
     """Pad to a common length (a multiple of stack); returns numpy arrays ready for torch."""
+    if aug is not None and aug.shift_frames:
+        feature_list = [f[int(rng.integers(0, aug.shift_frames + 1)):] for f in feature_list]
     lengths = np.array([len(f) // stack * stack for f in feature_list])
     tmax = int(lengths.max())
     n_mels = feature_list[0].shape[1]
