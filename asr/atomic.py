@@ -15,6 +15,7 @@ def atomic_path(path: str):
     folder, name = os.path.split(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result gets the mode open() would give
     try:
         yield tmp
         os.replace(tmp, path)
@@ -29,3 +30,9 @@ def atomic_write(path: str, mode: str = "w", **open_kwargs):
     """open() for writing whose result replaces `path` only when the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as f:
         yield f
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
+from .atomic import atomic_write
 from .audio import MEDIA_EXTENSIONS, AudioError, duration, find_audio
 from .writers import FORMATS, render
 
@@ -34,10 +35,8 @@ def output_paths(path: str, output_dir: str, formats: list[str]) -> dict[str, st
 
 
 def write_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.part"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
 
 
 @dataclass

@@ -43,21 +43,13 @@ class NgramModel:
     def counts(self) -> dict[int, int]:
         return {n: len(self.keys[n]) for n in range(1, self.order + 1)}
 
-    def prefix(self, n: int) -> np.ndarray:
-        return self.keys[n] // len(self.vocab)
+    def suffixes(self) -> list[np.ndarray]:
+        """Per order n, the index of each n-gram's last n-1 words at order n-1."""
+        return _suffixes(self.keys, len(self.vocab))
 
-    def last(self, n: int) -> np.ndarray:
-        return self.keys[n] % len(self.vocab)
-
-    def suffix(self, n: int) -> np.ndarray:
-        """Index of each n-gram's last n-1 words at order n-1."""
-        return _suffixes(self.keys, len(self.vocab))[n]
-
-    def first(self, n: int) -> np.ndarray:
-        f = self.keys[1]
-        for m in range(2, n + 1):
-            f = f[self.prefix(m)]
-        return f
+    def firsts(self) -> list[np.ndarray]:
+        """Per order n, each n-gram's first word."""
+        return _firsts(self.keys, len(self.vocab))
 
 
 def choose_vocabulary(word_counts: Counter, size: int = 0) -> list[str]:
@@ -105,6 +97,13 @@ def _suffixes(keys: list[np.ndarray], v: int) -> list[np.ndarray]:
     return suffix
 
 
+def _firsts(keys: list[np.ndarray], v: int) -> list[np.ndarray]:
+    first = [None, keys[1]]
+    for n in range(2, len(keys)):
+        first.append(first[n - 1][keys[n] // v])
+    return first
+
+
 def _discounts(adjusted: np.ndarray) -> np.ndarray:
     """Modified Kneser-Ney discounts [0, D1, D2, D3+] from the counts of counts 1-4 (Chen & Goodman)."""
     n1, n2, n3, n4 = (int(np.count_nonzero(adjusted == k)) for k in (1, 2, 3, 4))
@@ -119,10 +118,7 @@ def _discounts(adjusted: np.ndarray) -> np.ndarray:
 def estimate(keys, counts, v: int):
     """Interpolated modified Kneser-Ney: probabilities of every counted n-gram and each context's back-off."""
     order = len(keys) - 1
-    suffix = _suffixes(keys, v)
-    first = [None, keys[1]]
-    for n in range(2, order + 1):
-        first.append(first[n - 1][keys[n] // v])
+    suffix, first = _suffixes(keys, v), _firsts(keys, v)
     adjusted = [None] * (order + 1)
     adjusted[order] = counts[order]
     for n in range(order - 1, 0, -1):  # lower orders: how many words precede, except after <s>
@@ -147,7 +143,7 @@ def estimate(keys, counts, v: int):
 
 
 def prune(keys, counts, prob, gamma, suffix, v: int, min_count: int = 1, max_ngrams: int = 0) -> list[np.ndarray]:
-    """Which n-grams stay (orders >= 2: gain >= a threshold chosen so at most max_ngrams stay, count >= min_count),
+    """Which n-grams stay (orders >= 2: gain above a threshold chosen so at most max_ngrams stay, count >= min_count),
     closed under prefixes and suffixes. Unigrams all stay."""
     order = len(keys) - 1
     gain = [None, None]

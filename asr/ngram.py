@@ -49,9 +49,10 @@ def _quantise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.uint8), book.astype(np.float32)
 
 
-def write(model, path: str) -> dict:
-    """Save an lmbuild.NgramModel; returns the n-gram counts and file size."""
+def write(model, path: str) -> None:
+    """Save an lmbuild.NgramModel."""
     v, order = len(model.vocab), model.order
+    suffixes, firsts = model.suffixes(), model.firsts()
     arrays = {"meta": np.array(json.dumps({"format": FORMAT, "order": order, "vocab_size": v})),
               "vocab": np.frombuffer("\n".join(model.vocab).encode(), dtype=np.uint8)}
     rid = np.arange(v)  # forward index -> reversed-trie index, of the previous order
@@ -59,7 +60,7 @@ def write(model, path: str) -> dict:
         if n == 1:
             perm, keys = np.arange(v), None
         else:
-            rkeys = rid[model.suffix(n)] * v + model.first(n)
+            rkeys = rid[suffixes[n]] * v + firsts[n]
             perm = np.argsort(rkeys, kind="stable")
             keys = rkeys[perm]
             rid = np.empty(len(perm), dtype=np.int64)
@@ -73,7 +74,6 @@ def write(model, path: str) -> dict:
             arrays[f"backoff{n}"], arrays[f"backoffbook{n}"] = codes, book
     with atomic_write(path, "wb") as f:
         np.savez_compressed(f, **arrays)
-    return {"counts": model.counts()}
 
 
 class CompactModel:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from asr.atomic import atomic_write
 from asr.audio import AudioError, duration, find_audio
 from asr.vocab import DEFAULT_TOKENS
 
@@ -134,8 +135,6 @@ IMPORTERS: dict[str, Callable[[str], tuple[list[dict], list[str]]]] = {
 
 
 def write_manifest(entries: list[dict], path: str) -> None:
-    tmp = f"{path}.part"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path, "w", encoding="utf-8") as f:
         for e in entries:
             f.write(json.dumps(e, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
