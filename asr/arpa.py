@@ -10,15 +10,44 @@ def is_arpa(path: str) -> bool:
 
 
 def _sections(path: str):
-    """(order, fields) for every n-gram line: fields = [log10 prob, 'w1 w2 ...', optional back-off]."""
-    order = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("\\"):
-                order = int(line[1]) if line.endswith("-grams:") else 0
-            elif order and line:
-                yield order, line.split("\t")
+    """(order, fields) for every n-gram line: fields = [log10 prob, 'w1 w2 ...', optional back-off]. Raises
+    ValueError, as KenLM does, for a file whose sections do not match its \\data\\ counts or that is cut short."""
+    declared, seen, order, header, ended = {}, {}, 0, False, False
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                if line == "\\data\\":
+                    header = True
+                elif line == "\\end\\":
+                    ended = True
+                    break
+                elif line.startswith("\\") and line.endswith("-grams:") and line[1:-7].isdigit():
+                    order, header = int(line[1:-7]), False
+                    seen.setdefault(order, 0)
+                elif header:
+                    name, _, count = line.partition("=")
+                    if not (name.split()[:1] == ["ngram"] and name.split()[1:2] and count.strip().isdigit()):
+                        raise ValueError(f"{path}: bad \\data\\ line {line[:40]!r}")
+                    declared[int(name.split()[1])] = int(count)
+                elif order:
+                    fields = line.split("\t")
+                    if len(fields) == 1:  # space-separated, as some tools write
+                        words = line.split()
+                        fields = [words[0], " ".join(words[1:order + 1])] + words[order + 1:]
+                    seen[order] += 1
+                    yield order, fields
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+    if not declared.get(1):
+        raise ValueError(f"{path}: no unigrams declared in its \\data\\ header")
+    for n, count in sorted(declared.items()):
+        if seen.get(n, 0) != count:
+            raise ValueError(f"{path}: {seen.get(n, 0)} {n}-grams where its header declares {count}")
+    if not ended:
+        raise ValueError(f"{path}: cut short (no \\end\\ line)")
 
 
 def arpa_words(path: str) -> frozenset[str]:
@@ -45,7 +74,11 @@ class ArpaModel:
         self.grams: dict[tuple[str, ...], tuple[float, float]] = {}
         self.order = 1
         for order, fields in _sections(path):
-            self.grams[tuple(fields[1].split(" "))] = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
+            try:
+                entry = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
+            except (ValueError, IndexError):
+                raise ValueError(f"{path}: bad {order}-gram line {chr(9).join(fields)[:40]!r}") from None
+            self.grams[tuple(fields[1].split(" "))] = entry
             self.order = max(self.order, order)
         self.unk = self.grams.get(("<unk>",), (-100.0, 0.0))[0]
         self.words = _vocabulary(gram[0] for gram in self.grams if len(gram) == 1)

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLES = Path(__file__).resolve().parent.parent / "assets" / "samples"
+from .recognizer import SAMPLES
+
 RATE = 16000
 BLOCK = 320  # 20 ms
 PASSES = 3
@@ -49,7 +50,7 @@ def _peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _single(engine: str, model: str | None, items: list[tuple[str, str | None]]) -> dict:
+def _single(engine: str, model: str | None, items: list[tuple[str, str | None]], lm: bool = True) -> dict:
     """items: (wav path, reference text or None). Runs in its own process."""
     from .audio import read_audio
     from .metrics import ErrorCounter
@@ -61,7 +62,7 @@ def _single(engine: str, model: str | None, items: list[tuple[str, str | None]])
     if engine == "asr":
         from .recognizer import Recognizer
 
-        rec = Recognizer.load(model, device="cpu", threads=1)
+        rec = Recognizer.load(model, device="cpu", threads=1, lm=lm)
         load_s = time.perf_counter() - t0
 
         def run(audio, first=None):
@@ -123,8 +124,8 @@ def _r(x, digits):
     return None if x is None else round(x, digits)
 
 
-def _run_single(engine: str, model: str | None, items, timeout: float = 600) -> dict:
-    spec = json.dumps({"engine": engine, "model": model, "items": items})
+def _run_single(engine: str, model: str | None, items, lm: bool = True, timeout: float = 600) -> dict:
+    spec = json.dumps({"engine": engine, "model": model, "items": items, "lm": lm})
     r = subprocess.run([sys.executable, "-m", "asr.bench", "--single", spec], capture_output=True, text=True,
                        timeout=timeout)
     if r.returncode != 0:
@@ -134,13 +135,13 @@ def _run_single(engine: str, model: str | None, items, timeout: float = 600) -> 
 
 # ---- server throughput -----------------------------------------------------------------------------------------
 class _ServerProcess:
-    def __init__(self, model, device, threads, max_clients):
+    def __init__(self, model, device, threads, max_clients, lm: bool = True):
         from .recognizer import default_model_path
 
         t0 = time.monotonic()
         cmd = [sys.executable, "-m", "asr.cli", "serve", "--host", "127.0.0.1", "--port", "0",
                "--model", model or default_model_path(), "--device", device, "--threads", str(threads),
-               "--max-clients", str(max_clients), "--idle-timeout", "120"]
+               "--max-clients", str(max_clients), "--idle-timeout", "120", *([] if lm else ["--no-lm"])]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         port = None
@@ -219,7 +220,7 @@ def _ms(values, q):
 
 
 def _throughput(args, audio: np.ndarray, log) -> dict:
-    server = _ServerProcess(args.model, args.device, args.server_threads, args.streams_max + 8)
+    server = _ServerProcess(args.model, args.device, args.server_threads, args.streams_max + 8, lm=not args.no_lm)
     try:
         idle_rss = server.status("VmRSS")
         levels, n, best, worst, refinements = [], 1, 0, None, 0
@@ -276,12 +277,12 @@ def run_bench(args) -> int:
         audio = read_audio(args.audio, RATE)
         audio_name = args.audio
     else:
-        wavs = sorted(SAMPLES.glob("*.wav"))
+        wavs = sorted(Path(SAMPLES).glob("*.wav"))
         items = [(str(w), w.with_suffix(".txt").read_text().strip()) for w in wavs]
         audio = np.concatenate([read_audio(str(w), RATE) for w in wavs])
         audio_name = f"the {len(wavs)} bundled samples concatenated"
     report = {"audio": audio_name, "audio_seconds": round(len(audio) / RATE, 2), "cpu_count": os.cpu_count(),
-              "model": args.model or "bundled"}
+              "model": args.model or "bundled", "lm": not args.no_lm}
     with tempfile.TemporaryDirectory() as tmp:
         if args.audio:  # decode once; both engines read the same 16 kHz file
             path = os.path.join(tmp, "audio.wav")
@@ -289,7 +290,7 @@ def run_bench(args) -> int:
             items = [(path, None)]
         log(f"asr bench: {report['audio']} ({report['audio_seconds']} s), {os.cpu_count()} CPUs")
         log("single stream (fresh process each, onnxruntime threads=1, 20 ms blocks, best of 3 passes)...")
-        report["asr"] = _run_single("asr", args.model, items)
+        report["asr"] = _run_single("asr", args.model, items, lm=not args.no_lm)
         log("  asr: " + _single_line(report["asr"]))
         if importlib.util.find_spec("pocketsphinx") is None:
             report["pocketsphinx"] = None
@@ -331,7 +332,7 @@ def _single_line(d: dict) -> str:
 
 def _single_main(argv: list[str]) -> int:
     spec = json.loads(argv[argv.index("--single") + 1])
-    print(json.dumps(_single(spec["engine"], spec["model"], [tuple(i) for i in spec["items"]])))
+    print(json.dumps(_single(spec["engine"], spec["model"], [tuple(i) for i in spec["items"]], spec["lm"])))
     return 0
 
 

@@ -7,20 +7,18 @@ import json
 import os
 import sys
 
+from .argtypes import int_at_least, non_negative_float, number, positive_float
 from .beam import BeamConfig
 
 
-def _int_at_least(lo: int):
-    """An argparse type: a whole number >= lo, refused at parse time with a one-line reason."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < lo:
-            raise argparse.ArgumentTypeError(f"{value} is below the minimum, {lo}")
-        return value
-    return parse
+_COUNT = int_at_least(0)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the usage itself is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _fail(msg: str) -> None:
@@ -29,22 +27,12 @@ def _fail(msg: str) -> None:
 
 def _load_recognizer(args):
     from .endpoint import EndpointConfig
-    from .recognizer import Recognizer
+    from .recognizer import Recognizer, bundled_lm_for, default_model_path
 
     endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
-    lm = args.lm or _bundled_lm(args)
+    lm = args.lm or (None if args.no_lm else bundled_lm_for(args.model or default_model_path()))
     return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint,
                            beam=_beam_config(args, lm), lm=lm)
-
-
-def _bundled_lm(args) -> str | None:
-    """The bundled model's LM, for the commands that offer --no-lm (files: accuracy before latency) when they
-    run the bundled model."""
-    from .recognizer import BUNDLED_LM
-
-    if getattr(args, "no_lm", True) or args.model or os.environ.get("ASR_MODEL") or not os.path.isfile(BUNDLED_LM):
-        return None
-    return BUNDLED_LM
 
 
 def _beam_config(args, lm):
@@ -53,8 +41,7 @@ def _beam_config(args, lm):
 
     items = list(args.hotword)
     if args.hotwords_file:
-        with open(args.hotwords_file, encoding="utf-8") as f:
-            items += f.read().splitlines()
+        items += _read_hotwords_file(args.hotwords_file)
     hotwords = hotword_boosts(items)
     if not (args.beam or lm or hotwords):
         return None
@@ -62,36 +49,45 @@ def _beam_config(args, lm):
                       token_beam=args.token_beam, hotwords=hotwords, lexicon=not args.open_vocabulary)
 
 
+def _read_hotwords_file(path: str, limit: int = 1 << 20) -> list[str]:
+    """Its lines; bounded, because a hotword list is small and the beam checks every one of them."""
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path}: hotwords file over {limit >> 20} MB")
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text") from None
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="execution provider (auto: CUDA when it loads, else CPU)")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: all cores)")
-    p.add_argument("--silence-after-speech", type=float, default=1.0, metavar="S",
+    p.add_argument("--threads", type=_COUNT, default=0, help="onnxruntime threads (0: all cores)")
+    p.add_argument("--silence-after-speech", type=positive_float, default=1.0, metavar="S",
                    help="close a segment after this much trailing silence (default 1.0)")
-    p.add_argument("--silence-without-speech", type=float, default=2.4, metavar="S",
+    p.add_argument("--silence-without-speech", type=positive_float, default=2.4, metavar="S",
                    help="reset after this much audio with nothing recognised (default 2.4)")
-    p.add_argument("--max-segment", type=float, default=20.0, metavar="S", help="longest segment (default 20)")
-    d = p.add_argument_group("decoding (greedy unless --beam, --lm or a hotword is given; transcribe and eval add "
-                             "the bundled LM to the bundled model)")
-    d.add_argument("--beam", type=int, default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
-    d.add_argument("--lm", help="word n-gram language model (ARPA, or KenLM binary with the kenlm module)")
-    d.add_argument("--lm-weight", type=float, default=BeamConfig.lm_weight,
+    p.add_argument("--max-segment", type=positive_float, default=20.0, metavar="S", help="longest segment (default 20)")
+    d = p.add_argument_group("decoding (the bundled model decodes with its LM by default: beam search over the LM's "
+                             "words; other models: greedy unless --beam, --lm or a hotword is given)")
+    d.add_argument("--beam", type=int_at_least(0, 1024), default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
+    d.add_argument("--lm", help="word n-gram language model (ARPA, asr's .npz, or KenLM binary with the kenlm module)")
+    d.add_argument("--no-lm", action="store_true",
+                   help="leave the bundled LM out: greedy decoding, fastest, but it spells non-words")
+    d.add_argument("--lm-weight", type=non_negative_float, default=BeamConfig.lm_weight,
                    help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
-    d.add_argument("--word-bonus", type=float, default=BeamConfig.word_bonus,
+    d.add_argument("--word-bonus", type=number(), default=BeamConfig.word_bonus,
                    help=f"score added per word (default {BeamConfig.word_bonus}, tuned on dev with the bundled model and LM)")
-    d.add_argument("--token-beam", type=float, default=10.0,
+    d.add_argument("--token-beam", type=positive_float, default=10.0,
                    help="extend only tokens within this log-prob of the best (default 10)")
     d.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
-                   help="boost a word (repeatable; default bonus 5)")
+                   help="boost a word (repeatable; default bonus 8, tuned on a hotword test)")
     d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
     d.add_argument("--open-vocabulary", action="store_true",
                    help="with --lm, let the beam spell words the LM does not list (default: only its words and hotwords)")
-
-
-def _add_no_lm(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-lm", action="store_true",
-                   help="without the bundled LM: greedy decoding (default with the bundled model: beam search + assets/en-3gram.arpa)")
 
 
 def cmd_transcribe(args) -> int:
@@ -237,7 +233,7 @@ def cmd_export(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    p = argparse.ArgumentParser(prog="asr", description="Streaming speech recognition.")
+    p = _Parser(prog="asr", description="Streaming speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -246,9 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=["txt", "json", "srt", "vtt", "tsv", "all"], default="txt")
     t.add_argument("--output-dir", help="write FILE-stem.FORMAT here (atomically) instead of printing")
     t.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
-    t.add_argument("--jobs", type=int, default=0, help="parallel workers (default: number of cores)")
+    t.add_argument("--jobs", type=int_at_least(0, 256), default=0, help="parallel workers (default: number of cores)")
     _add_model_args(t)
-    _add_no_lm(t)
     t.set_defaults(func=cmd_transcribe)
 
     i = sub.add_parser("info", help="print a model's metadata")
@@ -259,7 +254,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("manifest")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     _add_model_args(e)
-    _add_no_lm(e)
     e.set_defaults(func=cmd_eval)
 
     lv = sub.add_parser("live", help="transcribe the microphone as you speak")
@@ -268,10 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--meter", action="store_true", help="show an input level meter (terminal only)")
     lv.add_argument("--output", help="also append finals to this file (.jsonl: JSON lines, else text)")
     lv.add_argument("--save-audio", metavar="FILE.wav", help="record what was heard (16 kHz mono)")
-    lv.add_argument("--max-queue", type=float, default=10.0, metavar="S",
+    lv.add_argument("--max-queue", type=positive_float, default=10.0, metavar="S",
                     help="audio buffered while recognition catches up; older audio is dropped (default 10)")
     lv.add_argument("--reconnect", action="store_true", help="when the device disappears, wait for it to return")
-    lv.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
+    lv.add_argument("--duration", type=non_negative_float, default=0.0, help="stop after this many seconds (0: until Ctrl+C)")
     _add_model_args(lv)
     lv.set_defaults(func=cmd_live)
 
@@ -280,12 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="WebSocket streaming server (many clients share one model)")
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    sv.add_argument("--port", type=int, default=2700, help="TCP port (default 2700; 0: any free port)")
-    sv.add_argument("--max-clients", type=int, default=64, metavar="N",
+    sv.add_argument("--port", type=int_at_least(0, 65535), default=2700, help="TCP port (default 2700; 0: any free port)")
+    sv.add_argument("--max-clients", type=int_at_least(1), default=64, metavar="N",
                     help="connections beyond this are rejected with an error message (default 64)")
-    sv.add_argument("--max-message-bytes", type=int, default=1 << 20, metavar="N",
+    sv.add_argument("--max-message-bytes", type=int_at_least(1024), default=1 << 20, metavar="N",
                     help="larger messages are rejected (default 1048576)")
-    sv.add_argument("--idle-timeout", type=float, default=30.0, metavar="S",
+    sv.add_argument("--idle-timeout", type=positive_float, default=30.0, metavar="S",
                     help="close connections silent for this long (default 30)")
     _add_model_args(sv)
     sv.set_defaults(func=cmd_serve)
@@ -299,39 +293,41 @@ def build_parser() -> argparse.ArgumentParser:
     pace.add_argument("--realtime", dest="realtime", action="store_true", default=True,
                       help="send a file at the speed it plays, in 20 ms blocks (default)")
     pace.add_argument("--fast", dest="realtime", action="store_false", help="send a file as fast as possible")
-    cl.add_argument("--duration", type=float, default=0.0, help="with --mic: stop after this many seconds")
+    cl.add_argument("--duration", type=non_negative_float, default=0.0, help="with --mic: stop after this many seconds")
     cl.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
                     help="boost a word for this stream (repeatable)")
+    cl.add_argument("--no-lm", action="store_true", help="ask the server to decode this stream without its LM (greedy)")
     cl.set_defaults(func=cmd_client)
 
     bn = sub.add_parser("bench", help="real-time factor, server throughput, latency, memory (vs. pocketsphinx)")
     bn.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
     bn.add_argument("--audio", help="audio file to use (default: the bundled samples, concatenated)")
     bn.add_argument("--json", action="store_true", help="print one JSON object")
-    bn.add_argument("--streams-max", type=int, default=256, metavar="N",
+    bn.add_argument("--streams-max", type=int_at_least(1), default=256, metavar="N",
                     help="most concurrent real-time streams to try (default 256)")
-    bn.add_argument("--latency-bound", type=float, default=0.5, metavar="S",
+    bn.add_argument("--latency-bound", type=positive_float, default=0.5, metavar="S",
                     help="a load level is sustained while p95 partial latency stays under this (default 0.5)")
-    bn.add_argument("--level-seconds", type=float, default=10.0, metavar="S",
+    bn.add_argument("--level-seconds", type=positive_float, default=10.0, metavar="S",
                     help="audio each client streams per load level (default 10)")
-    bn.add_argument("--server-threads", type=int, default=1, metavar="N",
+    bn.add_argument("--server-threads", type=_COUNT, default=1, metavar="N",
                     help="onnxruntime threads of the server (default 1; 0: all cores)")
     bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
+    bn.add_argument("--no-lm", action="store_true", help="measure greedy decoding instead of the bundled LM")
     bn.set_defaults(func=cmd_bench)
 
     lm = sub.add_parser("lm", help="language model tools").add_subparsers(dest="lm_command", required=True,
                                                                           metavar="build")
     lb = lm.add_parser("build", help="build a word n-gram model (modified Kneser-Ney) from text")
     lb.add_argument("text", nargs="+", help="text files, one sentence per line (.xz/.gz unpacked; normalised like "
-                    "transcripts), or .jsonl manifests (their transcripts)")
+                    "transcripts), or .jsonl manifests (their transcripts); PATH@N counts a file N times")
     lb.add_argument("-o", "--output", required=True,
                     help="model to write: .npz is asr's compact binary format, anything else ARPA (both load with --lm)")
-    lb.add_argument("--order", type=_int_at_least(2), default=3)
-    lb.add_argument("--vocab", type=_int_at_least(0), default=0,
+    lb.add_argument("--order", type=int_at_least(2), default=3)
+    lb.add_argument("--vocab", type=int_at_least(0), default=0,
                     help="keep the N most frequent words, the rest become <unk> (default 0: every word)")
-    lb.add_argument("--min-count", type=_int_at_least(1), default=2,
+    lb.add_argument("--min-count", type=int_at_least(1), default=2,
                     help="prune n-grams (above unigrams) seen fewer times (default 2)")
-    lb.add_argument("--max-ngrams", type=_int_at_least(0), default=0,
+    lb.add_argument("--max-ngrams", type=int_at_least(0), default=0,
                     help="prune to at most N n-grams above unigrams, least useful first (default 0: no budget)")
     lb.add_argument("--exclude", action="append", default=[], metavar="MANIFEST",
                     help="drop sentences sharing 10 words in a row with these transcripts (or equal to a short one): "

@@ -61,10 +61,11 @@ def rechunk(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[np.ndarray], realtime: bool = True,
                         on_result: Callable[[dict], None] | None = None, stop: asyncio.Event | None = None,
-                        open_timeout: float = 10.0, hotwords: list[str] | None = None) -> ClientReport:
+                        open_timeout: float = 10.0, hotwords: list[str] | None = None, lm: bool = True) -> ClientReport:
     """Stream float32 16 kHz blocks; with realtime, each is sent when its last sample would have been captured.
 
-    hotwords ("word" or "word:bonus") are boosted for this stream only."""
+    hotwords ("word" or "word:bonus") are boosted for this stream only; lm=False asks for decoding without the
+    server's LM."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -89,7 +90,8 @@ async def stream_blocks(url: str, blocks: Iterable[np.ndarray] | AsyncIterable[n
             await ws.close()
 
     async def _send() -> None:
-        await ws.send(json.dumps({"sample_rate": RATE, **({"hotwords": hotwords} if hotwords else {})}))
+        await ws.send(json.dumps({"sample_rate": RATE, **({"hotwords": hotwords} if hotwords else {}),
+                                  **({} if lm else {"lm": False})}))
         t0, pos = time.monotonic(), 0
         async for block in _aiter(blocks):
             if stop is not None and stop.is_set():
@@ -238,9 +240,9 @@ def run_client(args) -> int:
         if args.mic:
             blocks = _mic_blocks(resolve_device(args.input_device), stop, args.duration)
             return await stream_blocks(args.url, blocks, realtime=False, on_result=show, stop=stop,
-                                       hotwords=args.hotword)
+                                       hotwords=args.hotword, lm=not args.no_lm)
         return await stream_file(args.url, args.file, realtime=args.realtime, on_result=show, stop=stop,
-                                 hotwords=args.hotword)
+                                 hotwords=args.hotword, lm=not args.no_lm)
 
     try:
         report = asyncio.run(main())

@@ -11,8 +11,14 @@ from .metrics import ErrorCounter
 from .vocab import normalize_text
 
 
+class NothingToScore(ValueError):
+    """No utterance could be scored, so there is no error rate to report (0 % would be a lie)."""
+
+
 def evaluate_manifest(recognizer, manifest: str, progress: bool = False) -> dict:
     items = read_manifest(manifest)
+    if not items:
+        raise NothingToScore(f"{manifest}: the manifest lists no utterances, so there is nothing to score")
     total, by_corpus = ErrorCounter(), {}
     audio_seconds = compute_seconds = 0.0
     failed = 0
@@ -32,8 +38,11 @@ def evaluate_manifest(recognizer, manifest: str, progress: bool = False) -> dict
         by_corpus.setdefault(item.get("corpus", "all"), ErrorCounter()).add(ref, hyp)
         if progress and sys.stderr.isatty():
             print(f"\r{n}/{len(items)} WER {total.wer:.2%}", end="", file=sys.stderr, flush=True)
-    if progress and sys.stderr.isatty():
+    if progress and sys.stderr.isatty() and total.utterances:
         print(file=sys.stderr)
+    if not total.utterances:
+        raise NothingToScore(f"{manifest}: none of its {len(items)} utterances could be read, "
+                             "so there is nothing to score")
     return {
         "wer": total.wer, "cer": total.cer, "rtf": compute_seconds / max(audio_seconds, 1e-9),
         "utterances": len(items) - failed, "failed": failed, "audio_seconds": audio_seconds,

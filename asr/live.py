@@ -18,8 +18,17 @@ from .capture import BLOCK_SECONDS, DeviceError, Microphone, input_devices, reso
 SILENCE_WARNING_SECONDS = 3.0
 
 
-def list_devices() -> int:
-    for d in input_devices():
+def list_devices(devices: list[dict] | None = None) -> int:
+    """`asr devices`: one line per input (devices: input_devices() unless given); 1 when there is none to use."""
+    try:
+        devices = input_devices() if devices is None else devices
+    except DeviceError as e:
+        print(f"asr: {e}", file=sys.stderr)
+        return 1
+    if not devices:
+        print("asr: no audio input devices found (no microphone, or no sound server running)", file=sys.stderr)
+        return 1
+    for d in devices:
         mark = "*" if d["default"] else " "
         print(f"{mark} {d['index']:3d}  {d['name']}  ({d['hostapi']}, {d['channels']} ch, {d['default_samplerate']:.0f} Hz)")
     return 0

@@ -66,10 +66,7 @@ def _kenlm_or_arpa(path: str):
         if not is_arpa(path):
             raise ValueError(f"{path}: not an ARPA or asr n-gram file; a binary KenLM model needs the kenlm module "
                              "(pip install kenlm)") from None
-        try:
-            model = ArpaModel(path)
-        except (ValueError, IndexError):
-            raise ValueError(f"{path}: not a readable ARPA language model") from None
+        model = ArpaModel(path)
         return model, model.words
     return _KenLM(kenlm, path), arpa_words(path)
 

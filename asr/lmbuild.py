@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import os
+import re
 from array import array
 from collections import Counter
 from dataclasses import dataclass
@@ -201,15 +203,28 @@ def finish(keys, prob, suffix, keep, vocab: list[str]) -> NgramModel:
     return NgramModel(vocab, new_keys, logprob, backoff)
 
 
+def weighted_path(spec: str) -> tuple[str, int]:
+    """'PATH@N' reads PATH N times (weights in-domain text against a large general corpus); a path that exists
+    as written is never split."""
+    m = re.fullmatch(r"(.+)@(\d+)", spec)
+    if m is None or os.path.exists(spec):
+        return spec, 1
+    if int(m.group(2)) < 1:
+        raise ValueError(f"{spec}: the repeat count must be at least 1")
+    return m.group(1), int(m.group(2))
+
+
 def read_sentences(paths: list[str], exclude=None):
     """Normalised sentences from text files (one per line; .xz and .gz are unpacked) and manifests (.jsonl:
-    their transcripts), without those `exclude` rejects."""
-    for path in paths:
-        lines = (item["text"] for item in read_manifest(path)) if path.endswith(".jsonl") else _lines(path)
-        for line in lines:
-            text = normalize_text(line)
-            if text and (exclude is None or exclude(text)):
-                yield text
+    their transcripts), without those `exclude` rejects; 'PATH@N' repeats a file N times."""
+    for spec in paths:
+        path, times = weighted_path(spec)
+        for _ in range(times):
+            lines = (item["text"] for item in read_manifest(path)) if path.endswith(".jsonl") else _lines(path)
+            for line in lines:
+                text = normalize_text(line)
+                if text and (exclude is None or exclude(text)):
+                    yield text
 
 
 def _lines(path: str):

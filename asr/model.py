@@ -57,15 +57,54 @@ class OnnxAcousticModel:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+        providers = choose_providers(device)
         try:
-            self.session = ort.InferenceSession(path, opts, providers=choose_providers(device))
+            self.session = ort.InferenceSession(path, opts, providers=providers)
             self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
-        except ModelError:
-            raise
         except Exception as e:
-            raise ModelError(f"{path}: not a usable model ({str(e).splitlines()[0]})") from None
+            raise ModelError(f"{path}: not a usable model ({_first_line(e)})") from None
         self.path = path
         self.providers = self.session.get_providers()
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        """Refuse at load, not on every stream, a graph whose inputs, outputs or sizes are not what its
+        metadata promises: named inputs features [N, T, n_mels], h [layers, N, state], c [layers, N, hidden];
+        three outputs, log-probs [N, T / stack, len(vocab)] then the two states."""
+        i = self.info
+        expected = {"features": (None, None, i.feature.n_mels), "h": (i.layers, None, i.state_size),
+                    "c": (i.layers, None, i.hidden)}
+        inputs = {x.name: x for x in self.session.get_inputs()}
+        if set(inputs) != set(expected):
+            raise ModelError(f"{self.path}: model inputs are {sorted(inputs)}, expected ['c', 'features', 'h']")
+        for name, dims in expected.items():
+            x = inputs[name]
+            if x.type != "tensor(float)" or len(x.shape) != 3 or any(
+                    isinstance(got, int) and want is not None and got != want for got, want in zip(x.shape, dims)):
+                want = [d if d is not None else "*" for d in dims]
+                raise ModelError(f"{self.path}: model input {name} is {x.type} {x.shape}, expected float {want}")
+        outputs = self.session.get_outputs()
+        if len(outputs) != 3:
+            raise ModelError(f"{self.path}: model has {len(outputs)} outputs, expected 3 (log-probs, h, c)")
+        width = outputs[0].shape[-1] if outputs[0].shape else None
+        if isinstance(width, int) and width != len(i.vocab):
+            raise ModelError(f"{self.path}: model outputs {width} scores per step but its vocabulary has "
+                             f"{len(i.vocab)} tokens")
+        # One real call at the streaming chunk size and one at a single step: what every stream will do.
+        for steps in sorted({1, i.chunk_steps}):
+            h, c = self.initial_state(1)
+            try:
+                lp, h2, c2 = self(np.zeros((1, steps * i.stack, i.feature.n_mels), np.float32), h, c)
+            except Exception as e:
+                raise ModelError(f"{self.path}: model fails on a {steps}-step chunk ({_first_line(e)})") from None
+            want = {"log-probs": ((1, steps, len(i.vocab)), lp), "h": (h.shape, h2), "c": (c.shape, c2)}
+            for name, (shape, got) in want.items():
+                if tuple(np.shape(got)) != tuple(shape):
+                    raise ModelError(f"{self.path}: model output {name} has shape {list(np.shape(got))} for a "
+                                     f"{steps}-step chunk, expected {list(shape)} (vocabulary of {len(i.vocab)}, "
+                                     f"stack {i.stack})")
+            if not np.isfinite(lp).all():
+                raise ModelError(f"{self.path}: model outputs NaN or infinity: its weights are not finite")
 
     def initial_state(self, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
         i = self.info
@@ -74,3 +113,8 @@ class OnnxAcousticModel:
     def __call__(self, features: np.ndarray, h: np.ndarray, c: np.ndarray):
         """features [N, T, F] (T a multiple of stack) -> log_probs [N, T/stack, V], h, c."""
         return self.session.run(None, {"features": features.astype(np.float32, copy=False), "h": h, "c": c})
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

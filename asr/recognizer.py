@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib.resources import files
 
 import numpy as np
 
@@ -14,13 +15,25 @@ from .features import FeatureExtractor
 from .model import ModelError, OnnxAcousticModel
 from .vocab import Vocabulary
 
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+# The repository's assets/ folder is the package asr.assets (pyproject.toml maps it), so one lookup finds the
+# bundled files in an editable install and in a wheel alike.
+ASSETS = str(files("asr.assets"))
+SAMPLES = os.path.join(ASSETS, "samples")
 BUNDLED_MODEL = os.path.join(ASSETS, "en-lstm-ctc.onnx")
-BUNDLED_LM = os.path.join(ASSETS, "en-3gram.arpa")
+BUNDLED_LM = os.path.join(ASSETS, "en-books-4gram.npz")
 
 
 def default_model_path() -> str:
     return os.environ.get("ASR_MODEL") or BUNDLED_MODEL
+
+
+def bundled_lm_for(model_path: str) -> str | None:
+    """The bundled LM when model_path is the bundled model (the LM's weights were tuned with it), else None."""
+    try:
+        same = os.path.samefile(model_path, BUNDLED_MODEL)
+    except OSError:
+        return None
+    return BUNDLED_LM if same and os.path.isfile(BUNDLED_LM) else None
 
 
 @dataclass
@@ -53,11 +66,14 @@ class Recognizer:
 
     @classmethod
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
-             endpoint: EndpointConfig | None = None, beam=None, lm: str | None = None) -> "Recognizer":
-        """beam: a beam.BeamConfig for beam search; lm: a KenLM/ARPA file (implies beam search)."""
+             endpoint: EndpointConfig | None = None, beam=None, lm: str | bool | None = True) -> "Recognizer":
+        """beam: a beam.BeamConfig for beam search; lm: a language model file (ARPA, .npz or KenLM binary), True
+        for the bundled LM when the model is the bundled one, or False/None for none. An LM implies beam search."""
         path = path or default_model_path()
         if not os.path.exists(path):
             raise ModelError(f"{path}: model file not found")
+        if lm is True:
+            lm = bundled_lm_for(path)
         language_model = None
         if lm:
             from .lm import LanguageModel
@@ -65,9 +81,10 @@ class Recognizer:
             language_model = LanguageModel(lm)
         return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, beam, language_model)
 
-    def decoder(self, hotwords: dict[str, float] | None = None):
-        """Greedy, or beam search when configured or when this stream has hotwords of its own."""
-        if self.beam is None and not hotwords:
+    def decoder(self, hotwords: dict[str, float] | None = None, lm: bool = True):
+        """Greedy, or beam search when configured or when this stream has hotwords of its own; lm=False leaves the
+        LM out (greedy unless there are hotwords)."""
+        if not hotwords and (self.beam is None or (not lm and self.lm is not None)):
             return GreedyDecoder(self.vocab)
         from dataclasses import replace
 
@@ -76,7 +93,7 @@ class Recognizer:
         cfg = self.beam or BeamConfig()
         if hotwords:
             cfg = replace(cfg, hotwords={**cfg.hotwords, **hotwords})
-        return BeamDecoder(self.vocab, cfg, self.lm)
+        return BeamDecoder(self.vocab, cfg, self.lm if lm else None)
 
     @property
     def sample_rate(self) -> int:
@@ -87,9 +104,9 @@ class Recognizer:
         """Feature frames per streaming model call."""
         return self.info.stack * self.info.chunk_steps
 
-    def stream(self, hotwords: dict[str, float] | None = None) -> "Stream":
-        """A new audio stream; hotwords (word -> bonus) apply to it alone."""
-        return Stream(self, hotwords)
+    def stream(self, hotwords: dict[str, float] | None = None, lm: bool = True) -> "Stream":
+        """A new audio stream; hotwords (word -> bonus) apply to it alone, and lm=False decodes it without the LM."""
+        return Stream(self, hotwords, lm)
 
     def transcribe(self, audio: str | np.ndarray | Iterable[np.ndarray]) -> Iterator[Result]:
         """Final segments of a file path, a sample array or an iterable of blocks, lazily."""
@@ -110,12 +127,12 @@ class Recognizer:
 class Stream:
     """Feed samples with accept(); get partial and final Results. Any split gives the same finals."""
 
-    def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None):
+    def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None, lm: bool = True):
         self.rec = recognizer
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
         self.h, self.c = recognizer.model.initial_state(1)
-        self.decoder = recognizer.decoder(hotwords)
+        self.decoder = recognizer.decoder(hotwords, lm)
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
         self._segment_start_step = 0
         self._last_partial = ""

@@ -1,7 +1,8 @@
 """`asr serve`: a WebSocket server where many concurrent streams share one Recognizer.
 
 Protocol (one audio stream per connection):
-  client -> {"sample_rate": 16000, "hotwords": ["word", "word:bonus"]}   first message, text (JSON); hotwords optional
+  client -> {"sample_rate": 16000, "hotwords": ["word", "word:bonus"], "lm": true}   first message, text (JSON);
+                                             hotwords optional; "lm": false decodes this stream without the LM
   client -> binary messages                  little-endian PCM16 mono at that rate, any length (even byte count)
   client -> {"eof": 1}                       text: end of audio
   server -> {"type": "partial"|"final", "text", "start", "end", "words": [...]}   as results appear
@@ -16,8 +17,11 @@ loop only moves bytes, so it stays responsive however busy the model is. GET /he
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
+import math
+import os
 import signal
 import sys
 import time
@@ -31,6 +35,9 @@ log = logging.getLogger("asr.server")
 MIN_RATE, MAX_RATE = 8000, 192000
 MAX_QUEUED_PARTIALS = 64  # results waiting to be sent to one client, beyond which its partials are skipped
 MAX_QUEUED_RESULTS = 4096  # beyond which the connection is closed
+MAX_ERROR_CHARS = 300  # error replies quote client input: keep them short and on one line
+FD_RESERVE = 16  # file descriptors kept free for everything but connections (logs, /proc, libraries)
+LOG_INTERVAL = 10.0  # seconds between two reports of the same resource problem
 
 
 @dataclass
@@ -42,6 +49,64 @@ class ServerConfig:
     idle_timeout: float = 30.0  # seconds without a message from the client
     max_backlog_seconds: float = 10.0  # audio received but not yet recognised before reading pauses (backpressure)
     shutdown_timeout: float = 30.0  # seconds to finalise open streams on SIGTERM/SIGINT
+    handshake_timeout: float = 10.0  # seconds from TCP accept to an open WebSocket (capped by idle_timeout)
+    extra_connections: int = 16  # TCP connections beyond max_clients (handshakes, /health, refusals); more: closed
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values that cannot work (ValueError naming the field), so the API is as safe as the command."""
+        def whole(name, lo, hi=None):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+                raise ValueError(f"server {name} must be a whole number "
+                                 f"{f'from {lo} to {hi}' if hi is not None else f'of at least {lo}'} (got {v!r})")
+
+        def seconds(name, zero_ok=False):
+            v = getattr(self, name)
+            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and (v >= 0 if zero_ok
+                                                                                                   else v > 0)
+            if not ok:
+                raise ValueError(f"server {name} must be a finite number of seconds "
+                                 f"{'of at least 0' if zero_ok else 'above 0'} (got {v!r})")
+
+        if not isinstance(self.host, str):
+            raise ValueError(f"server host must be a string (got {self.host!r})")
+        whole("port", 0, 65535)
+        whole("max_clients", 1)
+        whole("max_message_bytes", 1024)
+        whole("extra_connections", 1)
+        for name in ("idle_timeout", "max_backlog_seconds", "handshake_timeout"):
+            seconds(name)
+        seconds("shutdown_timeout", zero_ok=True)
+
+
+class _Throttled:
+    """Report a recurring problem at most once per LOG_INTERVAL, counting the occurrences in between: under a
+    flood, a line per event would fill the disk and starve the event loop."""
+
+    def __init__(self, describe):
+        self.describe, self.count, self.last = describe, 0, -math.inf
+
+    def __call__(self, *args) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= LOG_INTERVAL:
+            log.warning("%s", self.describe(self.count, *args))
+            self.count, self.last = 0, now
+
+
+def _fd_room() -> int | None:
+    """File descriptors still free under the soft RLIMIT_NOFILE (None where that cannot be known)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        used = len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
+    except (ImportError, OSError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft - used
 
 
 class Rejected(Exception):
@@ -92,6 +157,9 @@ class Server:
     def __init__(self, recognizer, config: ServerConfig | None = None):
         self.rec = recognizer
         self.config = config or ServerConfig()
+        self.config.validate()  # fields may have been changed since construction
+        self.connections: set = set()  # every open TCP connection, handshake or not
+        self.max_connections = self.config.max_clients + self.config.extra_connections
         self.clients: set[Session] = set()  # every handled connection
         self.sessions: set[Session] = set()  # those streaming audio
         self.closing = False
@@ -102,11 +170,20 @@ class Server:
         self.port: int | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
         self._wake: asyncio.Event | None = None
+        self._previous_handler = None
+        self._accept_failed = _Throttled(lambda n, exc: (
+            f"cannot accept connections: {exc.strerror}; raise the open file limit (ulimit -n) or lower "
+            f"--max-clients ({n} failure(s) since the last report)"))
+        self._refused = _Throttled(lambda n: (
+            f"closing new connections unanswered: {self.max_connections} TCP connections are open, the most allowed "
+            f"({n} closed since the last report)"))
 
     # ---- health -------------------------------------------------------------------------------------------------
     def health(self) -> dict:
         return {"status": "shutting-down" if self.closing else "ok", "clients": len(self.clients),
-                "streams": len(self.sessions), "max_clients": self.config.max_clients, "streams_total": self.streams_total,
+                "streams": len(self.sessions), "max_clients": self.config.max_clients,
+                "connections": len(self.connections), "max_connections": self.max_connections,
+                "streams_total": self.streams_total,
                 "audio_seconds": round(self.audio_seconds, 3), "model": self.rec.model.path,
                 "providers": self.rec.model.providers, "sample_rate": self.rec.sample_rate,
                 "model_calls": self.rounds, "chunks": self.batched_chunks,
@@ -119,7 +196,37 @@ class Server:
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "application/json"
             return response
+        if self.closing:  # the listener stays open while streams finalise, for /health; no new streams
+            return connection.respond(503, "server is shutting down\n")
         return None
+
+    def _connection_limits(self) -> tuple[int, int]:
+        """(most TCP connections at once, listen backlog). A socket accepted beyond the first is closed at once,
+        but asyncio accepts up to `backlog` sockets before any is seen, so both must fit the descriptors left
+        under the open file limit: accept() then never fails however many sockets arrive."""
+        c = self.config
+        want = c.max_clients + c.extra_connections
+        room = _fd_room()
+        if room is None:
+            return want, 100
+        budget = room - FD_RESERVE
+        backlog = min(100, max(8, budget - want))  # asyncio's default is 100
+        cap = min(want, max(1, budget - backlog))
+        if cap < want:
+            print(f"asr: warning: the open file limit (ulimit -n) leaves room for {cap} connections, fewer than "
+                  f"--max-clients {c.max_clients} + {c.extra_connections}", file=sys.stderr, flush=True)
+        return cap, backlog
+
+    def _loop_exception(self, loop, context) -> None:
+        exc = context.get("exception")
+        if (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+                and "accept" in context.get("message", "")):
+            # asyncio reports each failed accept() with a traceback, many per second while descriptors run out
+            self._accept_failed(exc)
+        elif self._previous_handler is not None:
+            self._previous_handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     # ---- serving ------------------------------------------------------------------------------------------------
     async def serve(self, stop: asyncio.Future | None = None, ready=None) -> None:
@@ -133,10 +240,16 @@ class Server:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
         c = self.config
+        self.max_connections, backlog = self._connection_limits()
+        self._previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
         # The WebSocket layer cuts off (close code 1009) what is far beyond the limit without buffering it;
-        # messages up to 4x the limit are read and answered with an error message.
+        # messages up to 4x the limit are read and answered with an error message. A connection that has not
+        # finished its handshake in time is dropped, so silent sockets cannot hold descriptors for long.
         server = await serve(self._handle, c.host, c.port, process_request=self._process_request,
-                             max_size=4 * c.max_message_bytes, compression=None, server_header=None)
+                             max_size=4 * c.max_message_bytes, compression=None, server_header=None,
+                             open_timeout=min(c.handshake_timeout, c.idle_timeout), backlog=backlog,
+                             create_connection=_counted_connection(self))
         batcher = asyncio.create_task(self._batch_loop())
         self.port = server.sockets[0].getsockname()[1]
         print(f"asr: serving on ws://{c.host}:{self.port} (model {self.rec.model.path}, "
@@ -146,24 +259,34 @@ class Server:
         try:
             await stop
         finally:
-            await self._shutdown(server)
-            batcher.cancel()
-            self._executor.shutdown(wait=True)
+            try:
+                await self._shutdown(server)
+            finally:
+                batcher.cancel()
+                self._executor.shutdown(wait=True)
+                loop.set_exception_handler(self._previous_handler)
 
     async def _shutdown(self, server) -> None:
         self.closing = True
         print(f"asr: shutting down; finalising {len(self.sessions)} open streams", file=sys.stderr, flush=True)
-        server.close(close_connections=False)  # stop accepting; connections in their handshake get HTTP 503
         for s in list(self.clients):
             if s.reader is not None:
                 s.reader.cancel()  # the handler then finalises the stream: its finals, eof, close
+        # The listener stays open meanwhile: /health answers 503 "shutting-down", new streams get HTTP 503.
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        while self.clients and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for s in list(self.clients):
+            await s.ws.close(1001, "server shutting down")
+        server.close()
         try:
-            await asyncio.wait_for(server.wait_closed(), self.config.shutdown_timeout)
+            await asyncio.wait_for(server.wait_closed(), 10)
         except asyncio.TimeoutError:
-            for s in list(self.clients):
-                await s.ws.close(1001, "server shutting down")
+            log.warning("connections still open at exit: %d", len(self.connections))
 
     async def _handle(self, ws) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         if self.closing:
             return await _reject(ws, "server is shutting down", 1001)
         if len(self.clients) >= self.config.max_clients:
@@ -177,7 +300,10 @@ class Server:
                 exc = s.reader.exception()
                 if isinstance(exc, Rejected):
                     await _reject(ws, str(exc), exc.code)
-                return  # otherwise the client went away (ConnectionClosed): nothing to send
+                elif not isinstance(exc, ConnectionClosed):  # a bug: say so rather than close as if all went well
+                    log.error("reading from a client failed", exc_info=exc)
+                    await _reject(ws, f"internal error: {type(exc).__name__}", 1011)
+                return  # otherwise the client went away: nothing to send
             if s.stream is None:  # shutting down before the stream started
                 await ws.close(1001, "server shutting down")
                 return
@@ -187,8 +313,6 @@ class Server:
             await s.sender
             await ws.close(1001 if self.closing else 1000)
         except Exception as e:  # ConnectionClosed while finalising, or a bug: never take other clients down
-            from websockets.exceptions import ConnectionClosed
-
             if not isinstance(e, ConnectionClosed):
                 log.exception("connection handler failed")
         finally:
@@ -216,28 +340,30 @@ class Server:
         first = await self._recv(s.ws)
         if isinstance(first, bytes):
             raise Rejected('the first message must be JSON text such as {"sample_rate": 16000}, not binary audio')
-        cfg = _parse_json(first)
+        cfg = _parse_json(first, "the first message")
         if cfg.get("health") and len(cfg) == 1:
             await s.ws.send(json.dumps({"type": "health", **self.health()}))
             raise Rejected("health answered", 1000) from None
-        unknown = sorted(set(cfg) - {"sample_rate", "hotwords"})
+        unknown = sorted(set(cfg) - {"sample_rate", "hotwords", "lm"})
         if unknown:
             raise Rejected(f"unknown field(s) in the first message: {', '.join(unknown)}")
         rate = cfg.get("sample_rate")
         if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
-            raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {rate!r})')
-        hotwords = cfg.get("hotwords", [])
-        if not isinstance(hotwords, list) or not all(isinstance(h, str) for h in hotwords) or len(hotwords) > 1000:
-            raise Rejected('"hotwords" must be a list of at most 1000 strings, "word" or "word:bonus"')
+            raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {_clip(rate)})')
         from .audio import Resampler
-        from .beam import hotword_boosts
+        from .beam import MAX_HOTWORDS
 
-        try:
-            boosts = hotword_boosts(hotwords)
-        except ValueError as e:
-            raise Rejected(str(e)) from None
+        hotwords = cfg.get("hotwords", [])
+        if (not isinstance(hotwords, list) or not all(isinstance(h, str) for h in hotwords)
+                or len(hotwords) > MAX_HOTWORDS):
+            raise Rejected(f'"hotwords" must be a list of at most {MAX_HOTWORDS} strings, "word" or "word:bonus"')
+        use_lm = cfg.get("lm", True)
+        if not isinstance(use_lm, bool):
+            raise Rejected(f'"lm" must be true or false (got {_clip(use_lm)})')
         s.rate, s.resampler = rate, Resampler(rate, self.rec.sample_rate)
-        s.stream = self.rec.stream(boosts or None)
+        # Parsing hotwords and building their prefix tables takes time in proportion to their size (bounded by
+        # the message limit): the model's thread does it, so the event loop keeps serving everyone else.
+        s.stream = await asyncio.get_running_loop().run_in_executor(self._executor, self._new_stream, hotwords, use_lm)
         self.sessions.add(s)
         self.streams_total += 1
         s.sender = asyncio.create_task(self._send(s))  # results go out as they appear
@@ -258,10 +384,20 @@ class Server:
                     s.drained.clear()
                 self._wake.set()
             else:
-                obj = _parse_json(msg)
+                obj = _parse_json(msg, "a text message")
                 if obj.get("eof") and len(obj) == 1:
                     return
                 raise Rejected(f'unexpected message {msg[:80]!r}: send binary PCM16 audio or {{"eof": 1}}')
+
+    def _new_stream(self, hotwords: list[str], use_lm: bool):
+        """Worker thread: a Stream with this connection's hotwords (Rejected when they are unusable)."""
+        from .beam import hotword_boosts
+
+        try:
+            boosts = hotword_boosts(hotwords)
+        except ValueError as e:
+            raise Rejected(str(e)) from None
+        return self.rec.stream(boosts or None, lm=use_lm)
 
     async def _send(self, s: Session) -> None:
         while True:
@@ -368,24 +504,55 @@ class Server:
         return outs
 
 
-def _parse_json(text: str) -> dict:
+def _parse_json(text: str, what: str) -> dict:
     try:
         obj = json.loads(text)
+    except RecursionError:  # json gives up on deep nesting this way, not with a ValueError
+        raise Rejected(f"{what} is invalid JSON: nested too deeply", 1007) from None
     except ValueError as e:
-        raise Rejected(f"invalid JSON: {e}") from None
+        raise Rejected(f"{what} is invalid JSON: {e}", 1007) from None
     if not isinstance(obj, dict):
         raise Rejected("messages must be JSON objects")
     return obj
+
+
+def _clip(value, n: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _counted_connection(server: Server):
+    """A websockets connection class that keeps server.connections, the open TCP connections, and closes at once
+    those beyond server.max_connections: silent sockets that never finish a handshake count too."""
+    from websockets.asyncio.server import ServerConnection
+
+    class CountedConnection(ServerConnection):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(server.connections) >= server.max_connections:
+                server._refused()
+                transport.abort()  # its handshake then ends at once, before reading anything
+            else:
+                server.connections.add(self)
+
+        def connection_lost(self, exc) -> None:
+            server.connections.discard(self)
+            super().connection_lost(exc)
+
+    return CountedConnection
 
 
 async def _reject(ws, message: str, code: int) -> None:
     """Send {"type": "error"} (unless only a close is due) and close; the client may already be gone."""
     from websockets.exceptions import ConnectionClosed
 
+    message = " ".join(message.splitlines())
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 3] + "..."
     try:
         if code != 1000:
             await ws.send(json.dumps({"type": "error", "error": message}))
-        await ws.close(code, message[:120])
+        await ws.close(code, message.encode()[:120].decode(errors="ignore"))  # a close reason has 123 bytes
     except ConnectionClosed:
         pass
 

@@ -6,28 +6,41 @@ import argparse
 import json
 import sys
 
+from asr.argtypes import int_at_least
+from asr.metadata import MAX_CHUNK_STEPS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="training checkpoint (.pt)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.onnx)")
     p.add_argument("--int8", action="store_true", help="dynamic int8 quantisation of the weights")
-    p.add_argument("--chunk-steps", type=int, default=4, help="model steps per streaming call (default 4)")
+    p.add_argument("--chunk-steps", type=int_at_least(1, MAX_CHUNK_STEPS), default=4,
+                   help="model steps per streaming call (default 4)")
     p.add_argument("--model-version", default="1", help="version string stored in the model")
     p.add_argument("--accuracy", help="JSON file with measured accuracy to store in the model")
     p.add_argument("--check", metavar="MANIFEST", help="with --int8: report WER/CER of fp32 and int8 on this manifest")
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.checkpoint import CheckpointError
+
     from .onnx_export import ExportError, export
 
     accuracy = None
     if args.accuracy:
-        with open(args.accuracy) as f:
-            accuracy = json.load(f)
+        try:
+            with open(args.accuracy, encoding="utf-8") as f:
+                accuracy = json.load(f)
+        except (OSError, ValueError) as e:
+            print(f"asr export: --accuracy {args.accuracy}: not a readable JSON file ({e})", file=sys.stderr)
+            return 1
+        if not isinstance(accuracy, dict):
+            print(f"asr export: --accuracy {args.accuracy}: not a JSON object", file=sys.stderr)
+            return 1
     try:
         report = export(args.checkpoint, args.output, chunk_steps=args.chunk_steps, version=args.model_version,
                         accuracy=accuracy, int8=args.int8)
-    except (ExportError, FileNotFoundError, KeyError) as e:
+    except (ExportError, CheckpointError) as e:
         print(f"asr export: {e}", file=sys.stderr)
         return 1
     if args.int8 and args.check:

@@ -12,39 +12,61 @@ import torch
 
 from asr.features import FeatureConfig
 from asr.metadata import ModelInfo
-from training.model import AcousticModel, ModelConfig
+from training import checkpoint as ckpt
+from training.model import AcousticModel
 
 
-class ExportError(Exception):
-    pass
+class ExportError(ValueError):
+    """The checkpoint cannot become a model; one line for users."""
 
 
 def load_checkpoint(path: str) -> tuple[AcousticModel, dict]:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = AcousticModel(ModelConfig.from_dict(ck["train_config"]["model"]))
-    model.load_state_dict(ck["model"])
-    model.eval()
-    return model, ck
+    """A checkpoint fit to ship: loaded safely, its architecture matching its weights, every number finite."""
+    ck = ckpt.load(path)
+    ckpt.check_finite(ck, path)
+    return ckpt.build_model(ck, path), ck
 
 
 def model_info(model: AcousticModel, ck: dict, chunk_steps: int, version: str, accuracy: dict | None) -> ModelInfo:
+    """The metadata the model file will carry, checked as the runtime will check it when loading."""
     cfg = model.config
-    return ModelInfo(
-        feature=FeatureConfig.from_dict(ck["feature_config"]), vocab=list(ck["vocab"]), blank_id=ck["blank_id"],
-        stack=cfg.stack, chunk_steps=chunk_steps, layers=cfg.layers, hidden=cfg.hidden, state_size=model.output_size,
-        version=version,
-        training={"data": ck.get("data", {}), "config": ck["train_config"], "parameters": ck.get("parameters"),
-                  "epoch": ck.get("epoch"), "averaged_from": ck.get("averaged_from")},
-        accuracy=accuracy if accuracy is not None else {"dev_during_training": ck.get("dev")},
-    )
+    try:
+        info = ModelInfo(
+            feature=FeatureConfig.from_dict(ck["feature_config"]), vocab=list(ck["vocab"]), blank_id=ck["blank_id"],
+            stack=cfg.stack, chunk_steps=chunk_steps, layers=cfg.layers, hidden=cfg.hidden,
+            state_size=model.output_size, version=version,
+            training={"data": ck.get("data", {}), "config": ck["train_config"], "parameters": ck.get("parameters"),
+                      "epoch": ck.get("epoch"), "averaged_from": ck.get("averaged_from")},
+            accuracy=accuracy if accuracy is not None else {"dev_during_training": ck.get("dev")},
+        )
+        info.validate()
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"cannot describe the model: {e}") from None
+    if len(info.vocab) != cfg.vocab_size:
+        raise ExportError(f"the vocabulary has {len(info.vocab)} tokens but the model outputs {cfg.vocab_size}")
+    return info
 
 
 def export(checkpoint: str, output: str, chunk_steps: int = 4, version: str = "1", accuracy: dict | None = None,
            int8: bool = False, verify: bool = True) -> dict:
+    model, ck = load_checkpoint(checkpoint)
+    try:
+        info = model_info(model, ck, chunk_steps, version, accuracy)
+    except ExportError as e:
+        raise ExportError(f"{checkpoint}: {e}") from None
+    # Temporary files are removed whatever happens: a failed export leaves nothing behind.
+    tmps = [output + ".tmp.onnx", output + ".int8.tmp.onnx"]
+    try:
+        return _write(model, info, output, chunk_steps, int8, verify)
+    finally:
+        for path in tmps:
+            if os.path.exists(path):
+                os.remove(path)
+
+
+def _write(model: AcousticModel, info: ModelInfo, output: str, chunk_steps: int, int8: bool, verify: bool) -> dict:
     import onnx
 
-    model, ck = load_checkpoint(checkpoint)
-    info = model_info(model, ck, chunk_steps, version, accuracy)
     stack, n_mels = model.config.stack, model.config.n_mels
     h0, c0 = model.initial_state(1)
     example = torch.zeros(1, stack * chunk_steps, n_mels)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from asr.audio import read_audio  # noqa: E402
 from asr.manifest import read_manifest  # noqa: E402
+from asr.recognizer import SAMPLES  # noqa: E402
 
 
 def asr_cmd() -> list[str]:
@@ -43,7 +44,7 @@ def run_child(args: list[str]) -> tuple[float, float]:
 
 
 def long_file(args) -> dict:
-    piece = np.concatenate([x for wav in sorted((ROOT / "assets" / "samples").glob("*.wav"))
+    piece = np.concatenate([x for wav in sorted(Path(SAMPLES).glob("*.wav"))
                             for x in (read_audio(str(wav)), np.zeros(16000 * 2, np.float32))])
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "long.flac")

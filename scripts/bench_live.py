@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from asr.bench import proc_status_mb  # noqa: E402
 from asr.capture import Microphone  # noqa: E402
-from asr.recognizer import Recognizer  # noqa: E402
+from asr.recognizer import SAMPLES, Recognizer  # noqa: E402
 
 
 def start_pulse(tmp: str) -> dict:
@@ -55,7 +55,7 @@ def looped_sample(tmp: str) -> str:
     from asr.audio import read_audio
 
     parts = []
-    for wav in sorted((ROOT / "assets" / "samples").glob("*.wav")):
+    for wav in sorted(Path(SAMPLES).glob("*.wav")):
         parts += [read_audio(str(wav)), np.zeros(16000 * 3, np.float32)]
     path = os.path.join(tmp, "loop.wav")
     sf.write(path, np.concatenate(parts), 16000)
@@ -73,6 +73,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--pulse", action="store_true", help="own PulseAudio with a virtual source playing samples")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--no-lm", action="store_true", help="greedy decoding instead of the bundled LM (the default)")
     args = p.parse_args()
 
     tmp = tempfile.mkdtemp()
@@ -80,7 +81,7 @@ def main() -> None:
     if args.pulse:
         env = start_pulse(tmp)
         threading.Thread(target=player, args=(env, looped_sample(tmp), stop), daemon=True).start()
-    rec = Recognizer.load(args.model, device="cpu", threads=args.threads)
+    rec = Recognizer.load(args.model, device="cpu", threads=args.threads, lm=not args.no_lm)
     stream = rec.stream()
     ends: list[int] = []  # per captured block: the stream sample index where it ends
     captured: list[float] = []  # and when the callback received it

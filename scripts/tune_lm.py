@@ -14,6 +14,8 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr.audio import read_audio  # noqa: E402
@@ -49,6 +51,19 @@ def _score(setting):
             "by_corpus": {c: {"wer": round(e.wer, 4), "cer": round(e.cer, 4)} for c, e in per_corpus.items()}}
 
 
+def utterance_log_probs(rec, manifest: str, limit: int = 0) -> list[tuple[str, str, np.ndarray]]:
+    """(corpus, normalised reference, CTC log-probs) per utterance: the model runs once, decoders many times."""
+    items = []
+    for item in read_manifest(manifest):
+        if limit and len(items) >= limit:
+            break
+        feats = rec.stream().frontend.accept(read_audio(item["audio"]))
+        feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
+        lp, _, _ = rec.model(feats[None], *rec.model.initial_state())
+        items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
+    return items
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("model")
@@ -60,13 +75,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--open-vocabulary", action="store_true", help="let the beam spell words the LM does not list")
     args = p.parse_args()
-    rec = Recognizer.load(args.model, device="cpu")
-    items = []
-    for item in read_manifest(args.manifest):
-        feats = rec.stream().frontend.accept(read_audio(item["audio"]))
-        feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
-        lp, _, _ = rec.model(feats[None], *rec.model.initial_state())
-        items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
+    rec = Recognizer.load(args.model, device="cpu", lm=None)
+    items = utterance_log_probs(rec, args.manifest)
     settings = list(itertools.product(map(float, args.weights.split(",")), map(float, args.bonuses.split(",")),
                                       map(int, args.beams.split(","))))
     init_args = (args.lm, items, rec.vocab, not args.open_vocabulary)

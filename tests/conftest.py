@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asr import recognizer
+
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT / "assets" / "samples"
-BUNDLED = ROOT / "assets" / "en-lstm-ctc.onnx"
+SAMPLES = Path(recognizer.SAMPLES)
+BUNDLED = Path(recognizer.BUNDLED_MODEL)
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

@@ -93,7 +93,7 @@ def test_streaming_beam_equals_offline(lm):
 
 
 def test_parse_hotwords():
-    assert parse_hotwords(["Kubernetes:7.5", "onnx", "# comment", ""]) == {"kubernetes": 7.5, "onnx": 5.0}
+    assert parse_hotwords(["Kubernetes:7.5", "onnx", "# comment", ""]) == {"kubernetes": 7.5, "onnx": 8.0}
     with pytest.raises(ValueError, match="bonus must be a number"):
         parse_hotwords(["x:y"])
 
@@ -166,8 +166,8 @@ def test_without_kenlm_an_arpa_lm_decodes_the_same(lm, monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="binary KenLM model needs the kenlm module"):
         LanguageModel(str(binary))
     broken = tmp_path / "broken.arpa"
-    broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\nnot-a-number\tcat\n")
-    with pytest.raises(ValueError, match="not a readable ARPA"):
+    broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tthe\nnot-a-number\tcat\n\\end\\\n")
+    with pytest.raises(ValueError, match="bad 1-gram line 'not-a-number"):
         LanguageModel(str(broken))
 
 
@@ -184,3 +184,31 @@ def test_a_segment_never_ends_on_a_word_the_lexicon_lacks(lm):
     d.beams = {p: h for p, h in d.beams.items() if p.endswith("ca")}
     d.finalize()
     assert d.text == "the" and len(d.tokens) == len("the ")
+
+
+def _arpa_variants(good: str) -> dict[str, str]:
+    """Damaged copies of a valid ARPA text, each of which KenLM refuses."""
+    head, _, body = good.partition("\n\\1-grams:")
+    lines = good.splitlines()
+    two = lines.index("\\2-grams:")
+    return {
+        "header-only": head + "\n",
+        "count-mismatch": "\n".join(lines[:two - 2] + lines[two - 1:]) + "\n",  # one unigram fewer than declared
+        "cut-short": good[: good.index("\\end\\")],
+    }
+
+
+@pytest.mark.parametrize("kind", ["header-only", "count-mismatch", "cut-short"])
+def test_both_arpa_readers_refuse_the_same_damaged_files(lm, kind, tmp_path):
+    """The pure-Python reader refuses what KenLM refuses, with one line naming the file."""
+    import kenlm
+
+    from asr.arpa import ArpaModel
+
+    bad = tmp_path / f"{kind}.arpa"
+    bad.write_text(_arpa_variants(open(lm.path).read())[kind])
+    with pytest.raises(Exception):
+        kenlm.Model(str(bad))
+    with pytest.raises(ValueError, match=str(bad)) as e:
+        ArpaModel(str(bad))
+    assert "\n" not in str(e.value)

@@ -31,16 +31,57 @@ def test_bundled_samples_transcribe_near_their_transcripts(bundled_model):
     assert errors.cer < 0.45, errors.cer
 
 
-def test_files_with_the_bundled_model_are_decoded_with_its_lm(bundled_model):
-    from asr.arpa import arpa_words
+def test_files_with_the_bundled_model_are_decoded_with_its_lm(bundled_model, tmp_path):
+    from asr.lm import LanguageModel
     from asr.recognizer import BUNDLED_LM, Recognizer
 
     wav, _ = sample_pairs()[0]
-    greedy = " ".join(r.text for r in Recognizer.load(bundled_model, device="cpu").transcribe(str(wav))).split()
+    greedy = " ".join(r.text for r in Recognizer.load(bundled_model, device="cpu", lm=None).transcribe(str(wav))).split()
     assert run_asr("transcribe", wav, "--no-lm").stdout.split() == greedy
-    assert run_asr("transcribe", wav, "--model", bundled_model).stdout.split() == greedy  # a chosen model: greedy
+    other = tmp_path / "other.onnx"  # the same weights under another name: not the bundled model, so greedy
+    other.write_bytes(open(bundled_model, "rb").read())
+    assert run_asr("transcribe", wav, "--model", other).stdout.split() == greedy
     default = run_asr("transcribe", wav).stdout.split()
-    assert default != greedy and set(default) <= arpa_words(BUNDLED_LM)
+    lm = LanguageModel(BUNDLED_LM)
+    assert default != greedy and all(lm.is_word(w) for w in default)
+    # The Python API decodes like the CLI: the bundled LM by default.
+    api = " ".join(r.text for r in Recognizer.load(device="cpu").transcribe(str(wav))).split()
+    assert api == default
+
+
+@pytest.mark.parametrize("argv", [
+    ["transcribe", "x.wav", "--beam", "-5"], ["transcribe", "x.wav", "--lm-weight", "nan"],
+    ["transcribe", "x.wav", "--word-bonus", "inf"], ["transcribe", "x.wav", "--token-beam", "0"],
+    ["transcribe", "x.wav", "--silence-after-speech", "-1"], ["transcribe", "x.wav", "--max-segment", "0"],
+    ["transcribe", "x.wav", "--threads", "-2"], ["transcribe", "x.wav", "--jobs", "many"],
+    ["serve", "--port", "70000"], ["serve", "--max-clients", "0"], ["serve", "--idle-timeout", "-1"],
+    ["serve", "--max-message-bytes", "0"], ["serve", "--beam", "-1"], ["live", "--max-queue", "0"],
+    ["client", "x.wav", "--duration", "-1"], ["bench", "--streams-max", "0"], ["lm", "build", "x", "-o", "y", "--order", "1"],
+])
+def test_numeric_options_are_refused_at_parse_time_in_one_line(argv):
+    r = run_asr(*argv)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "error: argument --" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("hotword, reason", [
+    ("a" * 100_000, "100000 characters long"), ("clubs:nan", "not a number"), ("clubs:1e9", "not a number within"),
+    ("clubs:lots", "must be a number"),
+])
+def test_bad_hotwords_are_one_line_before_any_work(hotword, reason):
+    r = run_asr("transcribe", "x.wav", "--hotword", hotword)
+    assert r.returncode == 1 and reason in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_hotword_lists_are_bounded(tmp_path):
+    many = tmp_path / "many.txt"
+    many.write_text("\n".join(f"word{i}" for i in range(1001)))
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(bytes(range(256)) * 4)
+    r = run_asr("transcribe", "x.wav", "--hotwords-file", many)
+    assert r.returncode == 1 and "more than 1000 hotwords" in r.stderr
+    r = run_asr("transcribe", "x.wav", "--hotwords-file", binary)
+    assert r.returncode == 1 and f"{binary}: not UTF-8 text" in r.stderr
 
 
 @pytest.mark.parametrize("fmt", ["txt", "json", "srt", "vtt"])

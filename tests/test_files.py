@@ -115,16 +115,17 @@ def test_folders_globs_all_formats_skip_existing_and_parallel_equals_serial(tmp_
                    "--jobs", "1").returncode == 0
     assert run_asr("transcribe", str(src / "*.wav"), "--model", any_model, "--output-dir", out2, "--format", "all",
                    "--jobs", "2").returncode == 0
-    files = sorted(p.name for p in out1.iterdir())
+    mirrored = out1 / "nested"  # a folder argument's subfolders are mirrored; a glob's literal folder is not
+    files = sorted(p.name for p in mirrored.iterdir())
     assert files == sorted(p.name for p in out2.iterdir()) and len(files) == 5 * len(sample_pairs())
     for name in files:
-        assert (out1 / name).read_text() == (out2 / name).read_text()
-    tsv = (out1 / f"{sample_pairs()[0][0].stem}.tsv").read_text().splitlines()
+        assert (mirrored / name).read_text() == (out2 / name).read_text()
+    tsv = (mirrored / f"{sample_pairs()[0][0].stem}.tsv").read_text().splitlines()
     assert tsv[0] == "start\tend\ttext" and int(tsv[1].split("\t")[1]) > int(tsv[1].split("\t")[0])
-    stamp = (out1 / files[0]).stat().st_mtime_ns
+    stamp = (mirrored / files[0]).stat().st_mtime_ns
     r = run_asr("transcribe", tmp_path / "in", "--model", any_model, "--output-dir", out1, "--format", "all",
                 "--skip-existing")
-    assert r.returncode == 0 and "skipping 3" in r.stderr and (out1 / files[0]).stat().st_mtime_ns == stamp
+    assert r.returncode == 0 and "skipping 3" in r.stderr and (mirrored / files[0]).stat().st_mtime_ns == stamp
 
 
 def test_stdin(any_model):

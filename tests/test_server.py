@@ -216,7 +216,7 @@ def test_bad_clients_are_rejected_and_others_unaffected(server, audio, expected)
                             (bad_text, "unexpected message")]:
         errors = [m for m in messages if m["type"] == "error"]
         assert len(errors) == 1 and words in errors[0]["error"], messages
-        assert messages[-1]["type"] == "closed" and messages[-1]["code"] in (1008, 1009), messages
+        assert messages[-1]["type"] == "closed" and messages[-1]["code"] in (1007, 1008, 1009), messages
         assert not any(m["type"] == "eof" for m in messages)
     for messages, waited in (idle1, idle2):
         assert messages[0]["type"] == "error" and "idle" in messages[0]["error"]
@@ -293,7 +293,7 @@ def test_sigterm_finalises_open_streams_then_exits_zero(model, audio, tmp_path):
 
 
 def test_hotwords_per_connection(server, model, audio):
-    """A stream's own hotwords switch it to beam search with them; other streams stay greedy; bad ones are rejected."""
+    """A stream's own hotwords apply to it alone (other streams keep the server's decoding); bad ones are rejected."""
     name = sorted(audio)[0]
     rec = Recognizer.load(model, device="cpu", threads=1)
     stream = rec.stream({"canoe": 4.0, "planks": 4.0})
@@ -308,3 +308,22 @@ def test_hotwords_per_connection(server, model, audio):
     boosted, bad = asyncio.run(main())
     assert [json.loads(json.dumps(m)) for m in finals(boosted)] == json.loads(json.dumps(want))
     assert any(m["type"] == "error" and "hotwords" in m["error"] for m in bad), bad
+
+
+def test_a_stream_can_ask_for_no_lm(server, model, audio, expected):
+    """"lm": false decodes that stream greedily, whatever the server's default; anything but a boolean is refused."""
+    name = sorted(audio)[0]
+    rec = Recognizer.load(model, device="cpu", threads=1)
+    stream = rec.stream(lm=False)
+    want = [r.to_dict() for r in stream.accept(audio[name]) + stream.finish() if r.final]
+
+    async def main():
+        return await asyncio.gather(
+            aio_stream(server.url, audio[name], first=json.dumps({"sample_rate": 16000, "lm": False})),
+            aio_stream(server.url, audio[name], first=json.dumps({"sample_rate": 16000, "lm": "no"})))
+
+    plain, bad = asyncio.run(main())
+    assert [json.loads(json.dumps(m)) for m in finals(plain)] == json.loads(json.dumps(want))
+    if rec.lm is not None:  # the bundled model: its server decodes with the LM unless asked not to
+        assert finals(expected[name]) != finals(plain)
+    assert any(m["type"] == "error" and '"lm" must be true or false' in m["error"] for m in bad), bad

@@ -9,6 +9,8 @@ import os
 import shlex
 import sys
 
+from asr.argtypes import int_at_least, positive_float
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", required=True, help="training manifest(s), comma-separated")
@@ -17,17 +19,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="TOML file with TrainConfig fields")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a configuration field, e.g. --set model.hidden=512 (repeatable)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-seconds", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--epochs", type=int_at_least(1))
+    p.add_argument("--batch-seconds", type=positive_float, help="audio per batch, padding included")
+    p.add_argument("--lr", type=positive_float, help="peak learning rate")
+    p.add_argument("--seed", type=int_at_least(0))
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--cache-dir", help="feature cache (default OUT/cache)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from .checkpoint import CheckpointError
     from .config import load_config
+    from .data import DataError
     from .onnx_import import InitError
     from .train import train
 
@@ -49,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
     except InitError as e:
         print(f"asr train: init {e}", file=sys.stderr)
         return 2
+    except (CheckpointError, DataError) as e:
+        print(f"asr train: {e}", file=sys.stderr)
+        return 1
     print(json.dumps({"best": result["best"], "averaged": result.get("averaged")}))
     return 0
 
@@ -59,6 +66,9 @@ def add_prepare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", choices=sorted(IMPORTERS), help="layout of SOURCE")
     p.add_argument("source", help="corpus folder (for commonvoice also a .tsv file)")
     p.add_argument("-o", "--output", required=True, help="manifest to write (.jsonl)")
+    p.epilog = ("An utterance that cannot be used (no transcript, a transcript that is not UTF-8 or holds characters "
+                "outside the vocabulary, unreadable audio) is skipped with one line on stderr; the manifest holds the "
+                "rest and the exit status is 0. It is 1 only when SOURCE itself cannot be read.")
 
 
 def run_prepare(args: argparse.Namespace) -> int:
@@ -76,19 +86,20 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"skipped: {line}", file=sys.stderr)
     write_manifest(entries, args.output)
     hours = sum(e["duration"] for e in entries) / 3600
-    print(f"{args.output}: {len(entries)} utterances, {hours:.2f} h; {len(skipped)} skipped")
+    print(f"{args.output}: {len(entries)} utterances, {hours:.2f} h; {len(skipped)} skipped"
+          + (" (reasons on stderr)" if skipped else ""))
     return 0
 
 
 def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sentences", nargs="?", help="text file, one sentence per line (e.g. ../shared/data/text/sentences.txt)")
     p.add_argument("-o", "--output", help="corpus folder: audio/VOICE/*.flac and synth.jsonl")
-    p.add_argument("--utterances", type=int, default=2000, help="how many to synthesise (default 2000)")
+    p.add_argument("--utterances", type=int_at_least(1), default=2000, help="how many to synthesise (default 2000)")
     p.add_argument("--voices", help="comma-separated voice names (default: every installed voice)")
     p.add_argument("--tempo", default="0.85,1.15", help="tempo range MIN,MAX (default 0.85,1.15)")
-    p.add_argument("--pitch-cents", type=int, default=250, help="pitch shifted by up to +/- this (default 250)")
+    p.add_argument("--pitch-cents", type=int_at_least(0), default=250, help="pitch shifted by up to +/- this (default 250)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=int_at_least(1), default=os.cpu_count() or 1)
     p.add_argument("--list-voices", action="store_true", help="list the known voices and whether each is installed")
 
 

@@ -6,6 +6,7 @@ try:
     import tomllib
 except ImportError:  # Python 3.10
     import tomli as tomllib
+import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from .model import ModelConfig
@@ -55,6 +56,44 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def validate(self) -> None:
+        """ValueError naming the first field whose value cannot make a sensible run."""
+        m, a = self.model, self.augment
+        checks = [
+            ("epochs", self.epochs >= 1, "at least 1"), ("batch_seconds", self.batch_seconds > 0, "above 0"),
+            ("max_seconds", self.max_seconds > 0, "above 0"),
+            ("min_seconds", 0 <= self.min_seconds < self.max_seconds, "from 0 to below max_seconds"),
+            ("lr", self.lr > 0, "above 0"), ("weight_decay", self.weight_decay >= 0, "at least 0"),
+            ("warmup_steps", self.warmup_steps >= 0, "at least 0"),
+            ("final_lr_ratio", 0 <= self.final_lr_ratio <= 1, "from 0 to 1"),
+            ("grad_clip", self.grad_clip > 0, "above 0"), ("seed", self.seed >= 0, "at least 0"),
+            ("threads", self.threads >= 0, "at least 0"),
+            ("checkpoint_minutes", self.checkpoint_minutes >= 0, "at least 0"),
+            ("average_last", self.average_last >= 0, "at least 0"),
+            ("max_steps_per_epoch", self.max_steps_per_epoch >= 0, "at least 0"),
+            ("model.n_mels", m.n_mels >= 1, "at least 1"), ("model.stack", m.stack >= 1, "at least 1"),
+            ("model.hidden", m.hidden >= 1, "at least 1"), ("model.layers", m.layers >= 1, "at least 1"),
+            ("model.dropout", 0 <= m.dropout < 1, "from 0 to below 1"),
+            ("augment.speeds", all(s > 0 for s in a.speeds), "all above 0"),
+            ("augment.freq_masks", a.freq_masks >= 0, "at least 0"),
+            ("augment.freq_mask_width", a.freq_mask_width >= 0, "at least 0"),
+            ("augment.time_masks_per_second", a.time_masks_per_second >= 0, "at least 0"),
+            ("augment.time_mask_width", a.time_mask_width >= 0, "at least 0"),
+            ("augment.gain_db", a.gain_db >= 0, "at least 0"),
+            ("augment.shift_frames", a.shift_frames >= 0, "at least 0"),
+            ("augment.noise_prob", 0 <= a.noise_prob <= 1, "from 0 to 1"),
+            ("augment.rir_prob", 0 <= a.rir_prob <= 1, "from 0 to 1"),
+            ("augment.noise_snr_db", len(a.noise_snr_db) == 2 and a.noise_snr_db[0] <= a.noise_snr_db[1],
+             "a pair MIN, MAX"),
+        ]
+        for name, ok, want in checks:
+            value = self
+            for part in name.split("."):
+                value = getattr(value, part)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if not ok or not all(math.isfinite(v) for v in numbers):
+                raise ValueError(f"{name} = {value!r} must be {want}")
+
 
 def _apply(obj, values: dict, prefix: str = "") -> None:
     known = {f.name: f for f in fields(obj)}
@@ -66,19 +105,41 @@ def _apply(obj, values: dict, prefix: str = "") -> None:
             if not isinstance(value, dict):
                 raise ValueError(f"{prefix}{key} is a section, not a value")
             _apply(current, value, f"{prefix}{key}.")
-        elif isinstance(current, tuple):
-            setattr(obj, key, tuple(value))
-        elif isinstance(current, bool):
-            setattr(obj, key, bool(value))
-        elif isinstance(current, (int, float, str)) and not isinstance(value, type(current)):
-            setattr(obj, key, type(current)(value))
         else:
-            setattr(obj, key, value)
+            setattr(obj, key, _convert(current, value, f"{prefix}{key}"))
+
+
+def _convert(current, value, name: str):
+    """value in the type of the default it replaces (so TOML 1 can set a float), or a ValueError naming it."""
+    kind = type(current)
+    try:
+        if isinstance(current, tuple):
+            items = list(value) if isinstance(value, (list, tuple)) else None
+            if items is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+                raise TypeError
+            return tuple(float(v) for v in items)
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
+            raise TypeError
+        if isinstance(current, (int, float)) and isinstance(value, (bool, str)):
+            raise TypeError
+        if isinstance(current, str) and isinstance(value, (dict, list)):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} = {value!r} is not {_KINDS[kind]}") from None
+
+
+_KINDS = {int: "a whole number", float: "a number", tuple: "a list of numbers", str: "a string", bool: "true or false"}
 
 
 def from_dict(d: dict) -> TrainConfig:
     cfg = TrainConfig()
     _apply(cfg, d)
+    cfg.validate()
     return cfg
 
 
@@ -103,4 +164,5 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConf
             node = node.setdefault(p, {})
         node[parts[-1]] = value
         _apply(cfg, nested)
+    cfg.validate()
     return cfg

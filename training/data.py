@@ -21,6 +21,10 @@ from asr.features import FeatureConfig, FeatureExtractor, normalize
 from asr.vocab import Vocabulary
 
 
+class DataError(ValueError):
+    """The training data cannot make a run (no utterances left, ...); one line for users."""
+
+
 @dataclass
 class Utterance:
     audio: str  # absolute path

@@ -84,7 +84,12 @@ def load_init(path: str) -> dict:
         raise InitError(f"{path}: no such file")
     if path.endswith(".onnx"):
         return checkpoint_from_onnx(path)
+    from .checkpoint import CheckpointError, build_model, check_finite, load
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # unpickling errors come in many types; none of them is a checkpoint
-        raise InitError(f"{path}: not a training checkpoint ({type(e).__name__})") from None
+        ck = load(path)
+        check_finite(ck, path)  # its statistics become this run's: NaN ones would train on NaN inputs
+        build_model(ck, path)  # its configuration must describe its weights
+    except CheckpointError as e:
+        raise InitError(str(e)) from None
+    return ck

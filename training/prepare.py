@@ -50,19 +50,31 @@ def _entry(audio: Path, text: str, speaker: str | None, skipped: list[str]) -> d
     return entry
 
 
+def _read_text(path: Path, skipped: list[str]) -> str | None:
+    """A transcript file's text, or None with the reason added to skipped: one unreadable file (not UTF-8,
+    no permission) is reported and left out, it does not abort the corpus."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        skipped.append(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})")
+    except OSError as e:
+        skipped.append(f"{path}: cannot be read ({e.strerror or e})")
+    return None
+
+
 def _collect(items, skipped):
     return [e for e in (_entry(a, t, s, skipped) for a, t, s in items) if e is not None], skipped
 
 
 def prepare_librispeech(source: str) -> tuple[list[dict], list[str]]:
     """LibriSpeech layout: SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt with `ID TEXT` lines beside ID.flac."""
-    items = []
+    items, skipped = [], []
     for trans in sorted(Path(source).rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
+        for line in (_read_text(trans, skipped) or "").splitlines():
             if line.strip():
                 uid, _, text = line.strip().partition(" ")
                 items.append((trans.parent / f"{uid}.flac", text, uid.split("-")[0]))
-    return _collect(items, [])
+    return _collect(items, skipped)
 
 
 def prepare_ljspeech(source: str) -> tuple[list[dict], list[str]]:
@@ -122,7 +134,9 @@ def prepare_folder(source: str) -> tuple[list[dict], list[str]]:
     for audio in map(Path, find_audio(source)):
         txt = audio.with_suffix(".txt")
         if txt.exists():
-            items.append((audio, txt.read_text(encoding="utf-8"), None))
+            text = _read_text(txt, skipped)
+            if text is not None:
+                items.append((audio, text, None))
         else:
             skipped.append(f"{audio}: no transcript {txt.name}")
     return _collect(items, skipped)

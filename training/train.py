@@ -20,9 +20,11 @@ from asr.features import FeatureConfig, FeatureExtractor
 from asr.metrics import ErrorCounter
 from asr.vocab import Vocabulary
 
+from . import checkpoint as ckpt
+from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .augment import WaveAugmenter
-from .data import (FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
+from .data import (DataError, FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
 from .model import AcousticModel, ModelConfig
 from .onnx_import import load_init
@@ -52,14 +54,26 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
-def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary,
-               speeds, cache_dir: str, limits: bool = True) -> Split:
+def select(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary, limits: bool = True,
+           role: str = "") -> list[tuple[list, list[list[int]]]]:
+    """Per manifest, the utterances CTC can learn from and their targets; DataError (naming the role and
+    manifests) when none is left, since a split without utterances gives NaN statistics or no validation."""
     hop = feat_cfg.hop_length / feat_cfg.sample_rate
     lo, hi = (cfg.min_seconds, cfg.max_seconds) if limits else (0.0, float("inf"))
-    utts, targets, parts = [], [], {s: [] for s in speeds}
+    chosen, read = [], 0
     for m in manifests:
-        kept, kept_targets = filter_utterances(read_manifest(m), vocab, cfg.model.stack, hop, lo, hi,
-                                               log=lambda msg: _log(f"{m}: {msg}"))
+        utts = read_manifest(m)
+        read += len(utts)
+        chosen.append(filter_utterances(utts, vocab, cfg.model.stack, hop, lo, hi, log=lambda msg: _log(f"{m}: {msg}")))
+    if role and not any(kept for kept, _ in chosen):
+        why = "the manifest is empty" if not read else f"all {read} were filtered out, for the reasons printed above"
+        raise DataError(f"{', '.join(manifests)}: no {role} utterances: {why}")
+    return chosen
+
+
+def features_for(chosen, feat_cfg: FeatureConfig, speeds, cache_dir: str) -> Split:
+    utts, targets, parts = [], [], {s: [] for s in speeds}
+    for kept, kept_targets in chosen:
         utts += kept
         targets += kept_targets
         for s in speeds:
@@ -67,10 +81,28 @@ def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, 
     return Split(utts, targets, {s: FeatureSets(p) for s, p in parts.items()})
 
 
-def save_atomic(obj, path: str) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary,
+               speeds, cache_dir: str, limits: bool = True) -> Split:
+    return features_for(select(manifests, cfg, feat_cfg, vocab, limits), feat_cfg, speeds, cache_dir)
+
+
+save_atomic = ckpt.save
+
+
+def _load_resume_state(path: str, model: AcousticModel, cfg: TrainConfig, device) -> dict:
+    """last.pt, checked against this run's model and optimizer before any feature is computed."""
+    ck = ckpt.load(path, map_location=device, required=ckpt.RESUME_KEYS)
+    ckpt.load_weights(model, ck["model"], path)
+    try:
+        # A scratch optimizer: the run's own loads the state only once its scheduler exists, which the
+        # scheduler's construction would otherwise overwrite (the first resumed step at the wrong rate).
+        torch.optim.AdamW(model.parameters(), lr=cfg.lr).load_state_dict(ck["optimizer"])
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its optimizer state does not fit this model ({e})") from None
+    if not isinstance(ck["scheduler"], dict) or not all(
+            isinstance(ck[k], int) and ck[k] >= 0 for k in ("epoch", "batch")):
+        raise CheckpointError(f"{path}: not a training state (bad scheduler, epoch or batch)")
+    return ck
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -140,10 +172,21 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
 
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
+
+    # Everything that can refuse the run does so now, in seconds, not after hours of feature extraction.
+    torch.manual_seed(cfg.seed)
+    model = AcousticModel(cfg.model).to(device)
+    if init:
+        ckpt.load_weights(model, init["model"], cfg.init)
+    state_path = os.path.join(out_dir, "last.pt")
+    resumed = _load_resume_state(state_path, model, cfg, device) if resume and os.path.exists(state_path) else None
+    train_chosen = select(train_manifests, cfg, feat_cfg, vocab, role="training")
+    dev_chosen = select(dev_manifests, cfg, feat_cfg, vocab, limits=False, role="dev")
+
     if _rank() != 0:  # rank 0 fills the feature caches, the others then read them
         dist.barrier()
-    train_split = load_split(train_manifests, cfg, feat_cfg, vocab, cfg.augment.speeds or (1.0,), cache_dir)
-    dev_split = load_split(dev_manifests, cfg, feat_cfg, vocab, (1.0,), cache_dir, limits=False)
+    train_split = features_for(train_chosen, feat_cfg, cfg.augment.speeds or (1.0,), cache_dir)
+    dev_split = features_for(dev_chosen, feat_cfg, (1.0,), cache_dir)
     if _rank() == 0 and dist.is_initialized():
         dist.barrier()
     if init:
@@ -155,11 +198,8 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
          f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
 
-    torch.manual_seed(cfg.seed)
-    model = AcousticModel(cfg.model).to(device)
     if init:
-        model.load_state_dict(init["model"])
-        _log(f"weights from {cfg.init} (epoch {init['epoch']})")
+        _log(f"weights from {cfg.init} (epoch {init.get('epoch')})")
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
@@ -177,11 +217,9 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
                  "train_utterances": len(train_split.utts), "dev": dev_manifests},
         "parameters": n_params,
     }
-    state_path = os.path.join(out_dir, "last.pt")
     start_epoch, start_batch, best = 0, 0, {"wer": float("inf")}
-    if resume and os.path.exists(state_path):
-        ck = torch.load(state_path, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
+    if resumed:
+        ck = resumed
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start_epoch, start_batch, best = ck["epoch"], ck["batch"], ck.get("best", best)
@@ -283,7 +321,7 @@ def average_epochs(out_dir: str, last_epoch: int, n: int, model, dev_split, feat
     paths = [p for p in paths if os.path.exists(p)]
     if len(paths) < 2:
         return None
-    cks = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    cks = [ckpt.load(p) for p in paths]
     avg = {k: sum(ck["model"][k].float() for ck in cks) / len(cks) for k in cks[-1]["model"]}
     model.load_state_dict(avg)
     dev = evaluate(model, dev_split, feat_cfg, vocab, device)
