@@ -41,7 +41,10 @@ _READ_SAMPLES = 1 << 20  # samples over all channels per decoder read: memory st
 
 def find_audio(folder: str, extensions=SOUNDFILE_EXTENSIONS) -> list[str]:
     """Files below folder (recursively) whose extension, in any case, is one of extensions; sorted."""
-    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder) for f in files
+    def refuse(e: OSError):
+        raise AudioError(f"{e.filename}: cannot list folder: {e.strerror}")
+
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(folder, onerror=refuse) for f in files
                   if os.path.splitext(f)[1].lower() in extensions)
 
 
@@ -79,6 +82,8 @@ def _check_file(path: str) -> None:
             open(path, "rb").close()
     except OSError as e:
         raise AudioError(f"{path}: {_os_reason(path, e)}") from None
+    except ValueError:  # os.stat refuses a NUL byte in a path
+        raise AudioError(f"{path!r}: not a valid file name") from None
     if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{path}: is a directory")
     if not stat.S_ISREG(st.st_mode):  # a FIFO may never end or never start, /dev/zero never ends: not ours to wait on
@@ -281,6 +286,9 @@ def _av_frames(source, name: str) -> Iterator[tuple[int, np.ndarray]]:
         if not container.streams.audio:
             raise AudioError(f"{name}: has no audio stream")
         stream = container.streams.audio[0]
+        if not (stream.rate and stream.channels):  # a guessed container around bytes that are not audio
+            raise _Damaged(f"no decodable audio ({stream.codec_context.name} at {stream.rate} Hz, "
+                           f"{stream.channels} channels)")
         to_float = av.AudioResampler(format="fltp")  # only the sample format: rate and channels stay the file's
         pending, size, bad, error = [], 0, 0, None
         try:

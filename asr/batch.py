@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from .atomic import atomic_write, remove_leftovers
 from .audio import MEDIA_EXTENSIONS, AudioError, collect_warnings, duration, find_audio
+from .messages import printable
 from .writers import FORMATS, render
 
 
@@ -412,6 +413,7 @@ def _write_out(bar, text: str) -> None:
 
 
 def _write_err(bar, text: str) -> None:
+    text = printable(text)
     if bar is not None:
         bar.write(text, file=sys.stderr)
     else:

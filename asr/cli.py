@@ -9,9 +9,7 @@ import sys
 
 from .argtypes import int_at_least, non_negative_float, number, positive_float
 from .beam import BeamConfig
-
-
-_COUNT = int_at_least(0)
+from .messages import printable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +20,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _fail(msg: str) -> None:
-    print(f"asr: {msg}", file=sys.stderr)
+    print(f"asr: {printable(msg)}", file=sys.stderr)
 
 
 def _load_recognizer(args):
@@ -65,7 +63,7 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model .onnx file (default: the bundled model, or $ASR_MODEL)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="execution provider (auto: CUDA when it loads, else CPU)")
-    p.add_argument("--threads", type=_COUNT, default=0, help="onnxruntime threads (0: all cores)")
+    p.add_argument("--threads", type=int_at_least(0, 256), default=0, help="onnxruntime threads (0: all cores)")
     p.add_argument("--silence-after-speech", type=positive_float, default=1.0, metavar="S",
                    help="close a segment after this much trailing silence (default 1.0)")
     p.add_argument("--silence-without-speech", type=positive_float, default=2.4, metavar="S",
@@ -309,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a load level is sustained while p95 partial latency stays under this (default 0.5)")
     bn.add_argument("--level-seconds", type=positive_float, default=10.0, metavar="S",
                     help="audio each client streams per load level (default 10)")
-    bn.add_argument("--server-threads", type=_COUNT, default=1, metavar="N",
+    bn.add_argument("--server-threads", type=int_at_least(0, 256), default=1, metavar="N",
                     help="onnxruntime threads of the server (default 1; 0: all cores)")
     bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
     bn.add_argument("--no-lm", action="store_true", help="measure greedy decoding instead of the bundled LM")

@@ -125,8 +125,11 @@ class LiveSession:
         if args.save_audio:
             import soundfile as sf
 
-            self.audio = sf.SoundFile(args.save_audio, "w", samplerate=recognizer.sample_rate, channels=1,
-                                      subtype="PCM_16")
+            try:
+                self.audio = sf.SoundFile(args.save_audio, "w", samplerate=recognizer.sample_rate, channels=1,
+                                          format="WAV", subtype="PCM_16")
+            except (sf.LibsndfileError, OSError) as e:
+                raise ValueError(f"--save-audio {args.save_audio}: cannot write it ({str(e).splitlines()[0][:80]})") from None
         self.segments = self.dropped_blocks = self.overflows = 0
         self.zero_seconds, self.warned_silent = 0.0, False
 

@@ -79,8 +79,9 @@ class _KenLM:
         with quiet_stderr():  # KenLM prints a progress bar and advice while loading
             try:
                 self.model = kenlm.Model(path)
-            except (OSError, RuntimeError) as e:
-                raise ValueError(f"{path}: not a KenLM/ARPA language model ({str(e).splitlines()[0]})") from None
+            except (OSError, RuntimeError, ValueError) as e:  # ValueError: KenLM quotes undecodable bytes
+                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise ValueError(f"{path}: not a KenLM/ARPA language model ({reason[:80]})") from None
 
     def begin(self):
         state = self.kenlm.State()

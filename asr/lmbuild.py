@@ -203,14 +203,17 @@ def finish(keys, prob, suffix, keep, vocab: list[str]) -> NgramModel:
     return NgramModel(vocab, new_keys, logprob, backoff)
 
 
+MAX_REPEAT = 1000
+
+
 def weighted_path(spec: str) -> tuple[str, int]:
     """'PATH@N' reads PATH N times (weights in-domain text against a large general corpus); a path that exists
     as written is never split."""
     m = re.fullmatch(r"(.+)@(\d+)", spec)
     if m is None or os.path.exists(spec):
         return spec, 1
-    if int(m.group(2)) < 1:
-        raise ValueError(f"{spec}: the repeat count must be at least 1")
+    if not 1 <= int(m.group(2)) <= MAX_REPEAT:
+        raise ValueError(f"{spec}: the repeat count must be from 1 to {MAX_REPEAT}")
     return m.group(1), int(m.group(2))
 
 

@@ -8,6 +8,10 @@ import numpy as np
 
 from .metadata import ModelInfo
 
+# onnxruntime >= 1.29 sends usage telemetry from Linux unless told not to (and warns when $HOME is read-only);
+# a recognizer people run on private recordings sends nothing. Set before onnxruntime is first imported.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 
 class ModelError(Exception):
     """The model file cannot be used; one line for users."""

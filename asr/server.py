@@ -246,10 +246,13 @@ class Server:
         # The WebSocket layer cuts off (close code 1009) what is far beyond the limit without buffering it;
         # messages up to 4x the limit are read and answered with an error message. A connection that has not
         # finished its handshake in time is dropped, so silent sockets cannot hold descriptors for long.
-        server = await serve(self._handle, c.host, c.port, process_request=self._process_request,
-                             max_size=4 * c.max_message_bytes, compression=None, server_header=None,
-                             open_timeout=min(c.handshake_timeout, c.idle_timeout), backlog=backlog,
-                             create_connection=_counted_connection(self))
+        try:
+            server = await serve(self._handle, c.host, c.port, process_request=self._process_request,
+                                 max_size=4 * c.max_message_bytes, compression=None, server_header=None,
+                                 open_timeout=min(c.handshake_timeout, c.idle_timeout), backlog=backlog,
+                                 create_connection=_counted_connection(self))
+        except OSError as e:  # a bad --host (name not found) or a port in use
+            raise OSError(f"cannot listen on {c.host}:{c.port}: {e.strerror or e}") from None
         batcher = asyncio.create_task(self._batch_loop())
         self.port = server.sockets[0].getsockname()[1]
         print(f"asr: serving on ws://{c.host}:{self.port} (model {self.rec.model.path}, "

@@ -1,5 +1,6 @@
 """Hostile and damaged audio: truncated files, lying headers, NaN samples, odd paths, stdin, levels across containers."""
 
+import json
 import logging
 import os
 import shutil
@@ -235,3 +236,48 @@ def test_stereo_has_the_same_level_through_every_decoder(tmp_path, speech, monke
     levels["stereo.mkv via ffmpeg"] = _db(read_audio(str(tmp_path / "stereo.mkv")))
     for name, level in levels.items():
         assert abs(level - reference) < (0.05 if "mkv" in name else 0.5), (name, level - reference)
+
+
+# Found by scripts/probe_bad_inputs.py.
+
+def test_bytes_that_only_look_like_a_container_are_not_audio(tmp_path):
+    """PyAV guesses FLAC for JSON bytes named .flac and yields a 0 Hz stream: that is an error, not silence."""
+    fake = tmp_path / "x.flac"
+    fake.write_text('{"a": 1}')
+    with pytest.raises(AudioError, match="x.flac: not a readable audio file"):
+        read_audio(str(fake))
+    r = run_asr("transcribe", "--no-lm", fake)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_name_with_a_nul_byte_fails_alone(tmp_path, bundled_model):
+    good = tmp_path / "good.wav"
+    sf.write(good, np.zeros(16000, np.float32), 16000)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"audio": "bad\\u0000.wav", "text": "x"}\n' + f'{{"audio": "{good}", "text": ""}}\n')
+    with pytest.raises(AudioError, match="not a valid file name"):
+        read_audio("bad\0.wav")
+    r = run_asr("eval", manifest, "--no-lm", "--json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr  # one of two failed: a figure for the other
+    assert json.loads(r.stdout)["utterances"] == 1
+
+
+def test_an_unreadable_folder_is_named_not_called_empty():
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to drop root")
+    import pathlib
+    import tempfile
+
+    outer = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own folders are closed to other users
+    outer.chmod(0o755)
+    (outer / "locked").mkdir()
+    sf.write(outer / "a.wav", np.zeros(1600, np.float32), 16000)
+    (outer / "locked").chmod(0)
+    try:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *asr_command(), "transcribe",
+               "--no-lm", str(outer)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env={**os.environ, "HOME": "/tmp"})
+    finally:
+        (outer / "locked").chmod(0o755)
+        shutil.rmtree(outer)
+    assert r.returncode == 1 and f"{outer / 'locked'}: cannot list folder: Permission denied" in r.stderr, r.stderr

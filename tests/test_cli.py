@@ -1,10 +1,12 @@
 import json
+import os
 import struct
+import subprocess
 
 import pytest
 
 from asr.metrics import ErrorCounter
-from conftest import run_asr, sample_pairs
+from conftest import asr_command, run_asr, sample_pairs
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +162,62 @@ def test_eval_accepts_a_checkpoint_and_int8_export_reports_the_change(tiny_run, 
     assert set(check) == {"fp32", "int8", "wer_change"}
     assert abs(check["wer_change"] - (check["int8"]["wer"] - check["fp32"]["wer"])) < 1e-12
     assert run_asr("info", tmp_path / "q.onnx").returncode == 0
+
+
+def test_names_with_control_characters_stay_on_one_line(tmp_path):
+    bad = tmp_path / "two\nlines\x1b[31m.wav"
+    bad.write_text("not audio")
+    r = run_asr("transcribe", "--no-lm", bad)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "\x1b" not in r.stderr, r.stderr
+    assert "two\\nlines\\x1b[31m.wav" in r.stderr
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"\\data\\\nngram 1=1\n\n\\1-grams:\n-1\ta\n"])
+@pytest.mark.parametrize("suffix", [".arpa", ".npz", ".bin"])
+def test_an_unusable_lm_is_named_in_one_line(tmp_path, content, suffix):
+    lm = tmp_path / f"lm{suffix}"
+    lm.write_bytes(content)
+    r = run_asr("transcribe", "x.wav", "--lm", lm)
+    assert r.returncode == 1 and str(lm) in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b'{"audio": "a.wav", "text": null}', '"text" must be a string'), (b'{"audio": "a.wav", "text": 42}', "must be a string"),
+    (b'{"audio": "a.wav", "text": "caf\xe9"}', "not UTF-8"),
+])
+def test_bad_manifest_lines_are_named(tmp_path, line, reason):
+    m = tmp_path / "m.jsonl"
+    m.write_bytes(line + b"\n")
+    r = run_asr("eval", m, "--no-lm")
+    assert r.returncode == 1 and f"{m}:1: " in r.stderr and reason in r.stderr, r.stderr
+
+
+def test_lm_build_repeat_counts_and_threads_are_bounded(tmp_path):
+    text = tmp_path / "s.txt"
+    text.write_text("a b c\n")
+    r = run_asr("lm", "build", f"{text}@1000000000", "-o", tmp_path / "x.arpa", timeout=30)
+    assert r.returncode == 1 and "repeat count must be from 1 to 1000" in r.stderr
+    assert run_asr("transcribe", "x.wav", "--threads", "4096").returncode == 2
+
+
+def test_serve_on_a_host_that_does_not_resolve_names_it():
+    r = run_asr("serve", "--host", "no-such-host.invalid", "--port", "0", "--no-lm", timeout=60)
+    assert r.returncode == 1 and "cannot listen on no-such-host.invalid:0" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_train_config_that_is_not_toml_is_named(tmp_path):
+    pytest.importorskip("torch")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_bytes(bytes(range(256)) * 4)
+    r = run_asr("train", "--train", "t.jsonl", "--dev", "d.jsonl", "--out", tmp_path / "run", "--config", cfg)
+    assert r.returncode != 0 and f"{cfg}: not a TOML configuration" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_onnxruntime_telemetry_is_off_and_silent():
+    """onnxruntime >= 1.29 would send usage telemetry (and warn when it cannot store a device id): asr turns it off."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = "/proc/1"  # not writable, even for root: onnxruntime's telemetry would warn here
+    wav = sample_pairs()[0][0]
+    r = subprocess.run([*asr_command(), "transcribe", "--no-lm", str(wav)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0 and r.stdout.strip() and r.stderr == "", r.stderr

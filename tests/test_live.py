@@ -237,3 +237,12 @@ def test_ctrl_c_as_a_final_goes_out_keeps_it_saved(any_model, tmp_path, monkeypa
     assert shown == [final]
     assert json.loads((tmp_path / "finals.jsonl").read_text())["text"] == "hello there"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
+
+
+@pytest.mark.parametrize("target", ["folder", "missing/heard.wav"])
+def test_save_audio_that_cannot_be_written_is_one_line(pulse, any_model, tmp_path, target):
+    r = subprocess.run(_asr("live", "--model", any_model, "--no-lm", "--duration", "1", "--save-audio",
+                            tmp_path / target if target != "folder" else tmp_path),
+                       env=pulse, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("asr: --save-audio ")

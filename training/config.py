@@ -148,7 +148,11 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConf
     cfg = TrainConfig()
     if path:
         with open(path, "rb") as f:
-            _apply(cfg, tomllib.load(f))
+            try:
+                data = tomllib.load(f)
+            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+                raise ValueError(f"{path}: not a TOML configuration ({str(e).splitlines()[0][:80]})") from None
+        _apply(cfg, data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
