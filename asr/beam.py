@@ -233,6 +233,8 @@ def parse_hotwords(items: list[str], default_bonus: float = DEFAULT_HOTWORD_BONU
         if not sep:
             word, bonus = item, str(default_bonus)
         word = word.strip().lower()
+        if not word.split():
+            raise ValueError(f"hotword {item[:40]!r} has no word")
         longest = max(word.split(), key=len, default="")
         if len(longest) > MAX_HOTWORD_CHARS:
             raise ValueError(f"hotword {longest[:20]!r}... is {len(longest)} characters long: at most "

@@ -99,6 +99,9 @@ def cmd_transcribe(args) -> int:
     if args.format == "all" and not args.output_dir:
         _fail("--format all needs --output-dir")
         return 2
+    if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        _fail(f"--output-dir {args.output_dir}: exists and is not a folder")
+        return 2
     inputs = expand_inputs(args.files)
     if not inputs:
         _fail("no audio files found in " + " ".join(args.files))

@@ -221,3 +221,12 @@ def test_onnxruntime_telemetry_is_off_and_silent():
     r = subprocess.run([*asr_command(), "transcribe", "--no-lm", str(wav)], capture_output=True, text=True,
                        timeout=120, env=env)
     assert r.returncode == 0 and r.stdout.strip() and r.stderr == "", r.stderr
+
+
+def test_output_dir_that_is_a_file_and_empty_hotwords_are_usage_errors(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    r = run_asr("transcribe", "--no-lm", sample_pairs()[0][0], "--output-dir", taken)
+    assert r.returncode == 2 and "exists and is not a folder" in r.stderr and taken.read_text() == "mine"
+    r = run_asr("transcribe", "x.wav", "--hotword", ":5")
+    assert r.returncode == 1 and "has no word" in r.stderr
