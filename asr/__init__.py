@@ -6,8 +6,9 @@
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Recognizer": "recognizer", "Stream": "recognizer", "Result": "recognizer", "BUNDLED_LM": "recognizer",
-    "Word": "decoding", "EndpointConfig": "endpoint", "FeatureConfig": "features",
+    "Recognizer": "recognizer", "Stream": "recognizer", "BUNDLED_LM": "recognizer",
+    "Result": "results", "Word": "results", "Token": "results", "DecodingConfig": "decoders",
+    "BeamConfig": "beam", "EndpointConfig": "endpoint", "FeatureConfig": "features",
     "AudioError": "audio", "ModelError": "model",
 }
 

@@ -1,7 +1,7 @@
 """Streaming CTC prefix beam search with an optional word language model and hotword boosting.
 
-Same interface as decoding.GreedyDecoder (accept, tokens, text, steps, last_nonblank_step, reset),
-plus finalize(), which scores the last word and the end of sentence before a segment is closed.
+A decoders.Decoder like decoding.GreedyDecoder; its finalize() scores the last word and the end of sentence
+before a segment is closed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .decoding import Token
+from .results import Token
 from .vocab import Vocabulary
 
 NEG_INF = -math.inf

@@ -16,31 +16,24 @@ import asyncio
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .recognizer import SAMPLES
+from .capture import BLOCK_SECONDS, RATE
+from .recognizer import SAMPLES, default_model_path
+from .serverprocess import ServerProcess, proc_status_mb
 
-RATE = 16000
-BLOCK = 320  # 20 ms
+BLOCK = int(RATE * BLOCK_SECONDS)
 PASSES = 3
 MAX_THROUGHPUT_SECONDS = 420.0  # no new load level starts after this long
 
 
 # ---- single stream, in a subprocess ----------------------------------------------------------------------------
-def proc_status_mb(key: str, pid: int | str = "self") -> float:
-    """A memory line of /proc/PID/status (VmRSS, VmHWM, ...) in MB (Linux)."""
-    with open(f"/proc/{pid}/status") as f:
-        return next(int(line.split()[1]) / 1024 for line in f if line.startswith(key + ":"))
-
-
 def _peak_rss_mb() -> float:
     try:
         return proc_status_mb("VmHWM")
@@ -134,53 +127,7 @@ def _run_single(engine: str, model: str | None, items, lm: bool = True, timeout:
 
 
 # ---- server throughput -----------------------------------------------------------------------------------------
-class _ServerProcess:
-    def __init__(self, model, device, threads, max_clients, lm: bool = True):
-        from .recognizer import default_model_path
-
-        t0 = time.monotonic()
-        cmd = [sys.executable, "-m", "asr.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-               "--model", model or default_model_path(), "--device", device, "--threads", str(threads),
-               "--max-clients", str(max_clients), "--idle-timeout", "120", *([] if lm else ["--no-lm"])]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        port = None
-        while port is None:
-            line = self.proc.stderr.readline()
-            if not line:
-                raise RuntimeError("server did not start: " + "".join(self.lines[-3:]).strip())
-            self.lines.append(line)
-            m = re.search(r"serving on ws://127\.0\.0\.1:(\d+)", line)
-            port = int(m.group(1)) if m else None
-        self.start_s = time.monotonic() - t0
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stderr), daemon=True).start()
-        self.url = f"ws://127.0.0.1:{port}"
-        self.http = f"http://127.0.0.1:{port}/health"
-
-    def health(self) -> dict:
-        import urllib.request
-
-        with urllib.request.urlopen(self.http, timeout=10) as r:
-            return json.loads(r.read())
-
-    def status(self, key: str) -> float:
-        return proc_status_mb(key, self.proc.pid)
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> int:
-        self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return -9
-
-
-def _level(server: _ServerProcess, audio: np.ndarray, n: int, bound: float) -> dict:
+def _level(server: ServerProcess, audio: np.ndarray, n: int, bound: float) -> dict:
     from .client import stream_samples
 
     rng = random.Random(n)
@@ -220,7 +167,9 @@ def _ms(values, q):
 
 
 def _throughput(args, audio: np.ndarray, log) -> dict:
-    server = _ServerProcess(args.model, args.device, args.server_threads, args.streams_max + 8, lm=not args.no_lm)
+    server = ServerProcess(args.model or default_model_path(), None, "--max-clients", args.streams_max + 8,
+                           "--idle-timeout", 120, *(["--no-lm"] if args.no_lm else []), device=args.device,
+                           threads=args.server_threads)
     try:
         idle_rss = server.status("VmRSS")
         levels, n, best, worst, refinements = [], 1, 0, None, 0
@@ -248,7 +197,7 @@ def _throughput(args, audio: np.ndarray, log) -> dict:
         peak = server.status("VmHWM")
         h = server.health()
     finally:
-        code = server.stop()
+        code = server.stop(timeout=60)
     return {"sustained_streams": best, "first_failing_streams": worst, "levels": levels,
             "server_start_s": round(server.start_s, 2), "server_idle_rss_mb": round(idle_rss, 1),
             "server_peak_rss_mb": round(peak, 1), "server_exit_code": code, "providers": h["providers"],

@@ -15,7 +15,8 @@ import numpy as np
 
 from .audio import Resampler
 
-BLOCK_SECONDS = 0.02
+RATE = 16000  # the sample rate the live path carries: microphone, client, server
+BLOCK_SECONDS = 0.02  # a microphone block; the client sends real-time audio in blocks of this size too
 
 
 class DeviceError(Exception):
@@ -70,7 +71,7 @@ class Block:
 class Microphone:
     """Opens one input at a rate it supports; blocks() yields target-rate mono Blocks."""
 
-    def __init__(self, device: int | None = None, sample_rate: int = 16000, max_queue_seconds: float = 10.0):
+    def __init__(self, device: int | None = None, sample_rate: int = RATE, max_queue_seconds: float = 10.0):
         self.sd = _sd()
         self.device, self.target_rate = device, sample_rate
         self.rate = self._pick_rate()

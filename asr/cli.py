@@ -8,7 +8,9 @@ import os
 import sys
 
 from .argtypes import int_at_least, non_negative_float, number, positive_float
-from .beam import BeamConfig
+from .beam import DEFAULT_HOTWORD_BONUS, BeamConfig
+from .decoders import DecodingConfig
+from .endpoint import EndpointConfig
 from .messages import printable
 
 
@@ -24,27 +26,23 @@ def _fail(msg: str) -> None:
 
 
 def _load_recognizer(args):
-    from .endpoint import EndpointConfig
-    from .recognizer import Recognizer, bundled_lm_for, default_model_path
+    from .recognizer import Recognizer
 
     endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
-    lm = args.lm or (None if args.no_lm else bundled_lm_for(args.model or default_model_path()))
     return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint,
-                           beam=_beam_config(args, lm), lm=lm)
+                           decoding=_decoding_config(args))
 
 
-def _beam_config(args, lm):
-    """Beam search when asked for (--beam, --lm or hotwords); greedy otherwise."""
+def _decoding_config(args) -> DecodingConfig:
+    """The decoding flags as the one DecodingConfig (decoders.make_decoder decides greedy or beam from it)."""
     from .beam import hotword_boosts
 
     items = list(args.hotword)
     if args.hotwords_file:
         items += _read_hotwords_file(args.hotwords_file)
-    hotwords = hotword_boosts(items)
-    if not (args.beam or lm or hotwords):
-        return None
-    return BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
-                      token_beam=args.token_beam, hotwords=hotwords, lexicon=not args.open_vocabulary)
+    beam = BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
+                      token_beam=args.token_beam, hotwords=hotword_boosts(items), lexicon=not args.open_vocabulary)
+    return DecodingConfig(lm=args.lm or not args.no_lm, beam_search=bool(args.beam), beam=beam)
 
 
 def _read_hotwords_file(path: str, limit: int = 1 << 20) -> list[str]:
@@ -64,11 +62,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="execution provider (auto: CUDA when it loads, else CPU)")
     p.add_argument("--threads", type=int_at_least(0, 256), default=0, help="onnxruntime threads (0: all cores)")
-    p.add_argument("--silence-after-speech", type=positive_float, default=1.0, metavar="S",
-                   help="close a segment after this much trailing silence (default 1.0)")
-    p.add_argument("--silence-without-speech", type=positive_float, default=2.4, metavar="S",
-                   help="reset after this much audio with nothing recognised (default 2.4)")
-    p.add_argument("--max-segment", type=positive_float, default=20.0, metavar="S", help="longest segment (default 20)")
+    ep = EndpointConfig
+    p.add_argument("--silence-after-speech", type=positive_float, default=ep.silence_after_speech, metavar="S",
+                   help=f"close a segment after this much trailing silence (default {ep.silence_after_speech:g})")
+    p.add_argument("--silence-without-speech", type=positive_float, default=ep.silence_without_speech, metavar="S",
+                   help=f"reset after this much audio with nothing recognised (default {ep.silence_without_speech:g})")
+    p.add_argument("--max-segment", type=positive_float, default=ep.max_segment, metavar="S",
+                   help=f"longest segment (default {ep.max_segment:g})")
     d = p.add_argument_group("decoding (the bundled model decodes with its LM by default: beam search over the LM's "
                              "words; other models: greedy unless --beam, --lm or a hotword is given)")
     d.add_argument("--beam", type=int_at_least(0, 1024), default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
@@ -79,10 +79,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
     d.add_argument("--word-bonus", type=number(), default=BeamConfig.word_bonus,
                    help=f"score added per word (default {BeamConfig.word_bonus}, tuned on dev with the bundled model and LM)")
-    d.add_argument("--token-beam", type=positive_float, default=10.0,
-                   help="extend only tokens within this log-prob of the best (default 10)")
+    d.add_argument("--token-beam", type=positive_float, default=BeamConfig.token_beam,
+                   help=f"extend only tokens within this log-prob of the best (default {BeamConfig.token_beam:g})")
     d.add_argument("--hotword", action="append", default=[], metavar="WORD[:BONUS]",
-                   help="boost a word (repeatable; default bonus 8, tuned on a hotword test)")
+                   help=f"boost a word (repeatable; default bonus {DEFAULT_HOTWORD_BONUS:g}, tuned on a hotword test)")
     d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
     d.add_argument("--open-vocabulary", action="store_true",
                    help="with --lm, let the beam spell words the LM does not list (default: only its words and hotwords)")
@@ -233,6 +233,7 @@ def cmd_export(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .writers import FORMATS
 
     p = _Parser(prog="asr", description="Streaming speech recognition.")
     p.add_argument("--version", action="version", version=f"asr {__version__}")
@@ -240,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="transcribe audio files")
     t.add_argument("files", nargs="+", metavar="FILE", help="files, folders (searched recursively), globs, or - for stdin")
-    t.add_argument("--format", choices=["txt", "json", "srt", "vtt", "tsv", "all"], default="txt")
+    t.add_argument("--format", choices=[*FORMATS, "all"], default="txt")
     t.add_argument("--output-dir", help="write FILE-stem.FORMAT here (atomically) instead of printing")
     t.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
     t.add_argument("--jobs", type=int_at_least(0, 256), default=0, help="parallel workers (default: number of cores)")

@@ -220,9 +220,8 @@ async def _mic_blocks(device, stop: asyncio.Event, duration: float):
 
 def run_client(args) -> int:
     from .capture import DeviceError, resolve_device
-    from .decoding import Word
-    from .live import Display
-    from .recognizer import Result
+    from .display import Display
+    from .results import Result
 
     if bool(args.file) == bool(args.mic):
         print("asr: client: give one audio FILE or --mic", file=sys.stderr)
@@ -230,7 +229,7 @@ def run_client(args) -> int:
     display = Display()
 
     def show(d: dict) -> None:
-        display.show(Result(d["type"] == "final", d["text"], d["start"], d["end"], [Word(**w) for w in d["words"]]))
+        display.show(Result.from_dict(d))
 
     async def main() -> ClientReport:
         stop = asyncio.Event()

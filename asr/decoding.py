@@ -6,22 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .results import Token, Word
 from .vocab import Vocabulary
-
-
-@dataclass
-class Word:
-    text: str
-    start: float
-    end: float
-    confidence: float
-
-
-@dataclass
-class Token:
-    id: int
-    step: int  # model output step at which the token was emitted
-    logprob: float
 
 
 @dataclass
@@ -33,6 +19,9 @@ class GreedyDecoder:
     steps: int = 0  # output steps seen so far
     last_nonblank_step: int = -1
     _prev: int = -1
+
+    def finalize(self) -> None:
+        """Nothing to do: greedy text is final as it stands."""
 
     def reset(self) -> None:
         """Forget the hypothesis (at an endpoint) but keep the clock running."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
 import sys
 import threading
@@ -14,6 +12,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from .capture import BLOCK_SECONDS, DeviceError, Microphone, input_devices, resolve_device
+from .display import Display
+from .writers import line_format
 
 SILENCE_WARNING_SECONDS = 3.0
 
@@ -42,71 +42,17 @@ def microphone_results(recognizer, device: str | None = None) -> Iterator:
             yield from stream.accept(block.samples)
 
 
-class Display:
-    """Terminal: the partial is updated in place (only its changed tail is redrawn) and each final becomes a
-    line. Not a terminal: one JSON object per result and line."""
-
-    def __init__(self, out=None, timestamps: bool = False, meter: bool = False):
-        # sys.stdout looked up now, not at import: it may have been replaced since (tests, embedding apps)
-        self.out, self.timestamps, self.meter = out or sys.stdout, timestamps, meter
-        self.tty = self.out.isatty()
-        self._shown = ""  # what the partial line shows now
-        self._level = ""
-
-    def show(self, result) -> None:
-        if not self.tty:
-            self.out.write(json.dumps(result.to_dict()) + "\n")
-        elif result.final:
-            stamp = f"[{_clock(result.start)} - {_clock(result.end)}] " if self.timestamps else ""
-            self.out.write(f"\r\033[K{stamp}{result.text}\n")
-            self._shown = ""
-        else:
-            self._redraw(self._level + result.text)
-        self.out.flush()
-
-    def level(self, samples: np.ndarray) -> None:
-        if not (self.tty and self.meter):
-            return
-        db = 20 * np.log10(np.sqrt(np.mean(samples**2)) + 1e-9)
-        bars = int(np.clip((db + 60) / 6, 0, 10))
-        level = "[" + "#" * bars + " " * (10 - bars) + "] "
-        if level != self._level:
-            self._redraw(level + self._shown[len(self._level):])
-            self._level = level
-            self.out.flush()
-
-    def _redraw(self, text: str) -> None:
-        width = shutil.get_terminal_size((100, 20)).columns - 1
-        text = text if len(text) <= width else "…" + text[-(width - 1):]
-        common = 0
-        while common < min(len(text), len(self._shown)) and text[common] == self._shown[common]:
-            common += 1
-        back = len(self._shown) - common
-        # Stable words stay on screen untouched: move back over the changed tail only.
-        self.out.write("\b" * back + text[common:] + ("\033[K" if back else ""))
-        self._shown = text
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(seconds, 60)
-    h, m = divmod(int(m), 60)
-    return f"{h:d}:{m:02d}:{s:05.2f}" if h else f"{m:02d}:{s:05.2f}"
-
-
 class FinalsFile:
-    """--output: finals appended as text lines, or JSON lines for .jsonl/.json, flushed per segment."""
+    """--output: finals appended as lines of the format its name says (writers.line_format: JSON lines for
+    .jsonl/.json, else text), flushed per segment."""
 
     def __init__(self, path: str, timestamps: bool):
-        self.jsonl = path.endswith((".jsonl", ".json"))
+        self.line = line_format(path).line
         self.timestamps = timestamps
         self.f = open(path, "a", encoding="utf-8")
 
     def write(self, result) -> None:
-        if self.jsonl:
-            self.f.write(json.dumps(result.to_dict()) + "\n")
-        else:
-            stamp = f"[{_clock(result.start)} - {_clock(result.end)}] " if self.timestamps else ""
-            self.f.write(f"{stamp}{result.text}\n")
+        self.f.write(self.line(result, self.timestamps) + "\n")
         self.f.flush()
 
     def close(self) -> None:

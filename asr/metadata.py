@@ -12,6 +12,45 @@ from .features import FeatureConfig
 
 SCHEMA_VERSION = 1
 MAX_CHUNK_STEPS = 1000  # 30 s per streaming call with the usual stack of 3: far past any useful latency
+MAX_LOOKAHEAD_STEPS = 100  # 3 s of delay with a stack of 3: far past any streaming use
+MAX_STATES = 64
+MAX_STATE_VALUES = 1 << 24  # per stream: 64 MB of float32, a bound that a sane model file stays far below
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    """One tensor of a streaming model's state: its shape holds None at the batch axis."""
+
+    name: str
+    shape: tuple
+    batch_axis: int
+
+    def shape_for(self, n: int) -> tuple[int, ...]:
+        return tuple(n if d is None else d for d in self.shape)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "batch_axis": self.batch_axis}
+
+    @classmethod
+    def from_dict(cls, d) -> "StateSpec":
+        """ValueError (one line) unless d is {"name", "shape" (whole numbers, null at the batch axis), "batch_axis"}."""
+        if not isinstance(d, dict) or set(d) != {"name", "shape", "batch_axis"}:
+            raise ValueError(f"metadata asr.states entry {_clip(d)} is not {{\"name\", \"shape\", \"batch_axis\"}}")
+        name, shape, axis = d["name"], d["shape"], d["batch_axis"]
+        if not isinstance(name, str) or not name or name == "features":
+            raise ValueError(f"metadata asr.states name {_clip(name)} is not a state input name")
+        if not isinstance(shape, list) or not 1 <= len(shape) <= 8:
+            raise ValueError(f"metadata asr.states {name}: shape {_clip(shape)} is not a list of 1 to 8 sizes")
+        _whole(axis, f"asr.states {name} batch_axis", 0, len(shape) - 1)
+        for k, dim in enumerate(shape):
+            if k == axis:
+                if dim is not None:
+                    raise ValueError(f"metadata asr.states {name}: shape {_clip(shape)} needs null at batch axis {axis}")
+            else:
+                _whole(dim, f"asr.states {name} shape[{k}]", 1)
+        if math.prod(d for d in shape if d is not None) > MAX_STATE_VALUES:
+            raise ValueError(f"metadata asr.states {name}: shape {shape} is over {MAX_STATE_VALUES} values per stream")
+        return cls(name, tuple(shape), axis)
 
 
 @dataclass
@@ -21,12 +60,15 @@ class ModelInfo:
     blank_id: int
     stack: int  # feature frames per model step
     chunk_steps: int  # model steps per streaming call (latency vs. efficiency)
-    layers: int
-    hidden: int  # cell state size
-    state_size: int  # hidden state size (the LSTM projection size when there is one)
+    states: list[StateSpec]  # the graph's state inputs (each with an output named NAME_out), zeros at the start
+    lookahead_steps: int = 0  # a step's output appears this many steps later (see recognizer.Stream)
     version: str = "0"
     training: dict = field(default_factory=dict)  # data summary, config, command
     accuracy: dict = field(default_factory=dict)  # measured dev WER/CER
+
+    def __post_init__(self):
+        if isinstance(self.states, list):
+            self.states = [s if isinstance(s, StateSpec) else StateSpec.from_dict(s) for s in self.states]
 
     @property
     def step_seconds(self) -> float:
@@ -35,6 +77,7 @@ class ModelInfo:
     def to_props(self) -> dict[str, str]:
         d = asdict(self)
         d["feature"] = self.feature.to_dict()
+        d["states"] = [s.to_dict() for s in self.states]
         return {"asr.schema": str(SCHEMA_VERSION), **{f"asr.{k}": json.dumps(v) for k, v in d.items()}}
 
     @classmethod
@@ -48,7 +91,11 @@ class ModelInfo:
                     d[key[4:]] = json.loads(value)
                 except ValueError:
                     raise ValueError(f"metadata {key} is not JSON") from None
-        required = [f.name for f in fields(cls) if f.name not in ("version", "training", "accuracy")]
+        if "states" not in d:
+            d["states"] = _lstm_states(d)
+        if not isinstance(d["states"], list) or len(d["states"]) > MAX_STATES:
+            raise ValueError(f"metadata asr.states is not a list of at most {MAX_STATES} states")
+        required = [f.name for f in fields(cls) if f.name not in ("lookahead_steps", "version", "training", "accuracy")]
         missing = [k for k in required if k not in d]
         if missing:
             raise ValueError(f"metadata lacks {', '.join('asr.' + k for k in missing)}")
@@ -71,9 +118,16 @@ class ModelInfo:
             raise ValueError(f"metadata asr.vocab has {len(vocab)} tokens, {len(set(vocab))} distinct: a CTC "
                              "vocabulary needs a blank and at least one distinct token")
         _whole(self.blank_id, "blank_id", 0, len(vocab) - 1)
-        for name in ("stack", "layers", "hidden", "state_size"):
-            _whole(getattr(self, name), name, 1)
+        _whole(self.stack, "stack", 1)
         _whole(self.chunk_steps, "chunk_steps", 1, MAX_CHUNK_STEPS)
+        _whole(self.lookahead_steps, "lookahead_steps", 0, MAX_LOOKAHEAD_STEPS)
+        if not isinstance(self.states, list) or not all(isinstance(s, StateSpec) for s in self.states):
+            raise ValueError("metadata asr.states is not a list of states")
+        for s in self.states:  # as a file would declare it (specs built in code skip from_dict)
+            StateSpec.from_dict(s.to_dict())
+        names = [s.name for s in self.states]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metadata asr.states names {names} are not distinct")
         for name in ("training", "accuracy"):
             if not isinstance(getattr(self, name), dict):
                 raise ValueError(f"metadata asr.{name} is not an object")
@@ -83,7 +137,25 @@ class ModelInfo:
         """Everything but the bulky arrays, for `asr info`."""
         d = asdict(self)
         d["feature"] = {k: v for k, v in self.feature.to_dict().items() if k not in ("mel_matrix", "mean", "std")}
+        d["states"] = [s.to_dict() for s in self.states]
         return d
+
+
+def _lstm_states(d: dict) -> list[dict]:
+    """What files written before asr.states declare: an LSTM's h [layers, N, asr.state_size] and
+    c [layers, N, asr.hidden] (hidden named the cell size and state_size the hidden size back then)."""
+    missing = [k for k in ("layers", "hidden", "state_size") if k not in d]
+    if missing:
+        raise ValueError(f"metadata lacks asr.states (or {', '.join('asr.' + k for k in missing)})")
+    for name in ("layers", "hidden", "state_size"):
+        _whole(d[name], name, 1)
+    return [{"name": "h", "shape": [d["layers"], None, d["state_size"]], "batch_axis": 1},
+            {"name": "c", "shape": [d["layers"], None, d["hidden"]], "batch_axis": 1}]
+
+
+def _clip(value, n: int = 40) -> str:
+    text = json.dumps(value) if not isinstance(value, StateSpec) else repr(value)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def _whole(value, name: str, lo: int, hi: int | None = None) -> None:

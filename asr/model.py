@@ -1,4 +1,5 @@
-"""onnxruntime execution of the acoustic model: one chunk of features plus LSTM state in, log-probs out."""
+"""onnxruntime execution of a streaming acoustic model: features plus its (opaque) state in, log-probs and the
+next state out; the graph's state inputs and their shapes come from the model file (metadata asr.states)."""
 
 from __future__ import annotations
 
@@ -73,50 +74,88 @@ class OnnxAcousticModel:
 
     def _check_contract(self) -> None:
         """Refuse at load, not on every stream, a graph whose inputs, outputs or sizes are not what its
-        metadata promises: named inputs features [N, T, n_mels], h [layers, N, state], c [layers, N, hidden];
-        three outputs, log-probs [N, T / stack, len(vocab)] then the two states."""
+        metadata promises: inputs features [N, T, n_mels] and each declared state; outputs log_probs
+        [N, T / stack, len(vocab)] and NAME_out for each state NAME, of its input's shape and type."""
         i = self.info
-        expected = {"features": (None, None, i.feature.n_mels), "h": (i.layers, None, i.state_size),
-                    "c": (i.layers, None, i.hidden)}
+        specs = {s.name: s for s in i.states}
         inputs = {x.name: x for x in self.session.get_inputs()}
-        if set(inputs) != set(expected):
-            raise ModelError(f"{self.path}: model inputs are {sorted(inputs)}, expected ['c', 'features', 'h']")
-        for name, dims in expected.items():
-            x = inputs[name]
-            if x.type != "tensor(float)" or len(x.shape) != 3 or any(
+        if set(inputs) != {"features", *specs}:
+            raise ModelError(f"{self.path}: model inputs are {sorted(inputs)}, expected {sorted({'features', *specs})}")
+        self._dtypes = {}
+        for name, x in inputs.items():
+            dims = (None, None, i.feature.n_mels) if name == "features" else specs[name].shape
+            dtype = _DTYPES.get(x.type) if name != "features" or x.type == "tensor(float)" else None
+            if dtype is None or len(x.shape) != len(dims) or any(
                     isinstance(got, int) and want is not None and got != want for got, want in zip(x.shape, dims)):
                 want = [d if d is not None else "*" for d in dims]
-                raise ModelError(f"{self.path}: model input {name} is {x.type} {x.shape}, expected float {want}")
-        outputs = self.session.get_outputs()
-        if len(outputs) != 3:
-            raise ModelError(f"{self.path}: model has {len(outputs)} outputs, expected 3 (log-probs, h, c)")
-        width = outputs[0].shape[-1] if outputs[0].shape else None
+                raise ModelError(f"{self.path}: model input {name} is {x.type} {x.shape}, expected "
+                                 f"{'float' if name == 'features' else 'a number tensor'} {want}")
+            self._dtypes[name] = dtype
+        self._state_names = [s.name for s in i.states]
+        self._output_names = ["log_probs"] + [n + "_out" for n in self._state_names]
+        outputs = {x.name: x for x in self.session.get_outputs()}
+        if set(outputs) != set(self._output_names):
+            raise ModelError(f"{self.path}: model outputs are {sorted(outputs)}, expected {sorted(self._output_names)}")
+        shape = outputs["log_probs"].shape
+        width = shape[-1] if shape else None
         if isinstance(width, int) and width != len(i.vocab):
             raise ModelError(f"{self.path}: model outputs {width} scores per step but its vocabulary has "
                              f"{len(i.vocab)} tokens")
         # One real call at the streaming chunk size and one at a single step: what every stream will do.
         for steps in sorted({1, i.chunk_steps}):
-            h, c = self.initial_state(1)
+            state = self.initial_state(1)
             try:
-                lp, h2, c2 = self(np.zeros((1, steps * i.stack, i.feature.n_mels), np.float32), h, c)
+                lp, out = self.step(np.zeros((1, steps * i.stack, i.feature.n_mels), np.float32), state)
             except Exception as e:
                 raise ModelError(f"{self.path}: model fails on a {steps}-step chunk ({_first_line(e)})") from None
-            want = {"log-probs": ((1, steps, len(i.vocab)), lp), "h": (h.shape, h2), "c": (c.shape, c2)}
+            want = {"log-probs": ((1, steps, len(i.vocab)), lp)}
+            want.update({n + "_out": (state.arrays[n].shape, out.arrays[n]) for n in self._state_names})
             for name, (shape, got) in want.items():
                 if tuple(np.shape(got)) != tuple(shape):
                     raise ModelError(f"{self.path}: model output {name} has shape {list(np.shape(got))} for a "
                                      f"{steps}-step chunk, expected {list(shape)} (vocabulary of {len(i.vocab)}, "
                                      f"stack {i.stack})")
+            for n in self._state_names:
+                if out.arrays[n].dtype != state.arrays[n].dtype:
+                    raise ModelError(f"{self.path}: model output {n}_out is {out.arrays[n].dtype}, its input {n} "
+                                     f"{state.arrays[n].dtype}")
             if not np.isfinite(lp).all():
                 raise ModelError(f"{self.path}: model outputs NaN or infinity: its weights are not finite")
 
-    def initial_state(self, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        i = self.info
-        return (np.zeros((i.layers, batch, i.state_size), np.float32), np.zeros((i.layers, batch, i.hidden), np.float32))
+    def initial_state(self, n: int = 1) -> "ModelState":
+        """The state of n fresh streams: zeros of every declared shape."""
+        return ModelState(n, {s.name: np.zeros(s.shape_for(n), self._dtypes[s.name]) for s in self.info.states})
 
-    def __call__(self, features: np.ndarray, h: np.ndarray, c: np.ndarray):
-        """features [N, T, F] (T a multiple of stack) -> log_probs [N, T/stack, V], h, c."""
-        return self.session.run(None, {"features": features.astype(np.float32, copy=False), "h": h, "c": c})
+    def step(self, features: np.ndarray, state: "ModelState") -> tuple[np.ndarray, "ModelState"]:
+        """features [N, T, F] (T a multiple of stack) and the state of N streams -> log_probs [N, T/stack, V] and
+        their next state."""
+        log_probs, *out = self.session.run(self._output_names,
+                                           {"features": features.astype(np.float32, copy=False), **state.arrays})
+        return log_probs, ModelState(state.n, dict(zip(self._state_names, out)))
+
+    def stack_states(self, states: list["ModelState"]) -> "ModelState":
+        """Many streams' states -> one state for a batched step (in that order)."""
+        return ModelState(sum(st.n for st in states), {
+            s.name: np.concatenate([st.arrays[s.name] for st in states], axis=s.batch_axis) for s in self.info.states})
+
+    def unstack_states(self, state: "ModelState") -> list["ModelState"]:
+        """A batched state -> one state per stream, each its own copy."""
+        return [ModelState(1, {s.name: np.take(state.arrays[s.name], [k], axis=s.batch_axis) for s in self.info.states})
+                for k in range(state.n)]
+
+
+class ModelState:
+    """The state of n streams, opaque outside this module (what it holds is the graph's business: its state
+    inputs by name, batch included)."""
+
+    __slots__ = ("n", "arrays")
+
+    def __init__(self, n: int, arrays: dict[str, np.ndarray]):
+        self.n, self.arrays = n, arrays
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
 
 
 def _first_line(e: Exception) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from importlib.resources import files
 
 import numpy as np
 
-from .decoding import GreedyDecoder, Word, tokens_to_words
+from .decoders import DecodingConfig, make_decoder
+from .decoding import tokens_to_words
 from .endpoint import EndpointConfig
 from .features import FeatureExtractor
 from .model import ModelError, OnnxAcousticModel
+from .results import Result
 from .vocab import Vocabulary
 
 # The repository's assets/ folder is the package asr.assets (pyproject.toml maps it), so one lookup finds the
@@ -36,64 +38,37 @@ def bundled_lm_for(model_path: str) -> str | None:
     return BUNDLED_LM if same and os.path.isfile(BUNDLED_LM) else None
 
 
-@dataclass
-class Result:
-    final: bool
-    text: str
-    start: float
-    end: float
-    words: list[Word] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return {"type": "final" if self.final else "partial", "text": self.text, "start": self.start,
-                "end": self.end, "words": [vars(w) for w in self.words]}
-
-
 class Recognizer:
-    """A loaded model plus decoding options. beam=None and no LM: greedy decoding."""
+    """A loaded model plus its decoding configuration; streams share it. Streams advance one at a time
+    (Stream.accept) or many at once in one model call (step_streams)."""
 
-    def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None, beam=None, lm=None):
+    def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None,
+                 decoding: DecodingConfig | None = None):
         self.model = model
         self.info = model.info
         self.vocab = Vocabulary(self.info.vocab, self.info.blank_id)
         self.endpoint = endpoint or EndpointConfig()
-        self.lm = lm
-        if beam is None and lm is not None:
-            from .beam import BeamConfig
-
-            beam = BeamConfig()
-        self.beam = beam
-
-    @classmethod
-    def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
-             endpoint: EndpointConfig | None = None, beam=None, lm: str | bool | None = True) -> "Recognizer":
-        """beam: a beam.BeamConfig for beam search; lm: a language model file (ARPA, .npz or KenLM binary), True
-        for the bundled LM when the model is the bundled one, or False/None for none. An LM implies beam search."""
-        path = path or default_model_path()
-        if not os.path.exists(path):
-            raise ModelError(f"{path}: model file not found")
-        if lm is True:
-            lm = bundled_lm_for(path)
-        language_model = None
+        decoding = decoding or DecodingConfig()
+        lm = bundled_lm_for(model.path) if decoding.lm is True else decoding.lm or None
+        self.decoding = replace(decoding, lm=lm)
+        self.lm = None
         if lm:
             from .lm import LanguageModel
 
-            language_model = LanguageModel(lm)
-        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, beam, language_model)
+            self.lm = LanguageModel(lm)
 
-    def decoder(self, hotwords: dict[str, float] | None = None, lm: bool = True):
-        """Greedy, or beam search when configured or when this stream has hotwords of its own; lm=False leaves the
-        LM out (greedy unless there are hotwords)."""
-        if not hotwords and (self.beam is None or (not lm and self.lm is not None)):
-            return GreedyDecoder(self.vocab)
-        from dataclasses import replace
-
-        from .beam import BeamConfig, BeamDecoder
-
-        cfg = self.beam or BeamConfig()
-        if hotwords:
-            cfg = replace(cfg, hotwords={**cfg.hotwords, **hotwords})
-        return BeamDecoder(self.vocab, cfg, self.lm if lm else None)
+    @classmethod
+    def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
+             endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None,
+             **options) -> "Recognizer":
+        """options: fields of DecodingConfig overriding decoding's, e.g. lm= a language model file (ARPA, .npz or
+        KenLM binary), True (the default) for the bundled LM when the model is the bundled one, or None/False for
+        none; an LM implies beam search."""
+        path = path or default_model_path()
+        if not os.path.exists(path):
+            raise ModelError(f"{path}: model file not found")
+        decoding = replace(decoding or DecodingConfig(), **options)
+        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, decoding)
 
     @property
     def sample_rate(self) -> int:
@@ -123,25 +98,59 @@ class Recognizer:
             yield from (r for r in stream.accept(block) if r.final)
         yield from (r for r in stream.finish() if r.final)
 
+    def step_streams(self, streams: Sequence["Stream"], audio: Sequence[np.ndarray | None] | None = None
+                     ) -> list[list[Result] | None]:
+        """Feed each stream its new audio (audio[i] samples, or None), then advance every stream that has a whole
+        chunk ready by one chunk, all in one batched model call. Per stream: its results, or None when it had no
+        chunk ready (it waits for more audio, or for finish())."""
+        if audio is not None:
+            for stream, samples in zip(streams, audio, strict=True):
+                if samples is not None:
+                    stream._push(samples)
+        ready = [(k, feats) for k, feats in enumerate(s._take_chunks(1) for s in streams) if feats is not None]
+        out: list[list[Result] | None] = [None] * len(streams)
+        if ready:
+            results = self._run([streams[k] for k, _ in ready], [feats for _, feats in ready])
+            for (k, _), r in zip(ready, results):
+                out[k] = r
+        return out
+
+    def _run(self, streams: list["Stream"], feats: list[np.ndarray], check_endpoint: bool = True
+             ) -> list[list[Result]]:
+        """One model call over the streams' features (all of one length): the single mechanism that advances a
+        stream, alone or batched."""
+        model = self.model
+        log_probs, state = model.step(np.stack(feats), model.stack_states([s._state for s in streams]))
+        return [s._apply(lp, st, check_endpoint) for s, lp, st in zip(streams, log_probs, model.unstack_states(state))]
+
 
 class Stream:
-    """Feed samples with accept(); get partial and final Results. Any split gives the same finals."""
+    """Feed samples with accept(); get partial and final Results; finish() at the end of audio. Any split gives the
+    same finals."""
 
     def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None, lm: bool = True):
         self.rec = recognizer
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
-        self.h, self.c = recognizer.model.initial_state(1)
-        self.decoder = recognizer.decoder(hotwords, lm)
+        self._state = recognizer.model.initial_state(1)
+        self.decoder = make_decoder(recognizer.decoding, recognizer.vocab, recognizer.lm, hotwords, lm)
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
+        # A model with lookahead L emits step t's output with step t + L: its first L outputs belong to steps before
+        # the audio began and are dropped, so decoder steps are audio steps (times need no shift) and finish()
+        # flushes the last L with zero features, as the training side's offline forward does.
+        self._skip = info.lookahead_steps
         self._segment_start_step = 0
         self._last_partial = ""
-        self.samples_seen = 0
+        self._samples = 0
+
+    @property
+    def samples_seen(self) -> int:
+        return self._samples
 
     @property
     def time(self) -> float:
         """Seconds of audio accepted so far."""
-        return self.samples_seen / self.rec.sample_rate
+        return self._samples / self.rec.sample_rate
 
     @property
     def decoded_samples(self) -> int:
@@ -150,25 +159,47 @@ class Stream:
         steps = self.decoder.steps
         return steps * self.rec.info.stack * f.hop_length + (f.win_length - f.hop_length) if steps else 0
 
+    @property
+    def pending_seconds(self) -> float:
+        """Seconds of accepted audio that the results do not account for yet."""
+        return max(0, self._samples - self.decoded_samples) / self.rec.sample_rate
+
     def accept(self, samples: np.ndarray) -> list[Result]:
         """Feed samples; run the model on every complete chunk (in one call) and decode."""
-        self.push(samples)
-        feats = self.take_chunks()
-        return self.run(feats) if feats is not None else []
+        self._push(samples)
+        feats = self._take_chunks()
+        return self.rec._run([self], [feats])[0] if feats is not None else []
 
-    def push(self, samples: np.ndarray) -> None:
-        """Feed samples to the front-end only; take_chunks() then hands the model input out."""
+    def finish(self) -> list[Result]:
+        """End of audio: decode what is buffered (the last step padded by repeating the last frame, then the
+        lookahead flushed with zero features) and close the last segment."""
+        results = []
+        stack = self.rec.info.stack
+        rest = self._take_chunks()
+        if rest is not None:
+            results += self.rec._run([self], [rest])[0]
+        feats, self._feats = self._feats, self._feats[:0]
+        if len(feats):
+            feats = np.concatenate([feats, np.repeat(feats[-1:], (-len(feats)) % stack, axis=0)])
+        lookahead = self.rec.info.lookahead_steps
+        if lookahead and (len(feats) or self._skip < lookahead):  # audio reached the model: flush its delayed outputs
+            feats = np.concatenate([feats, np.zeros((lookahead * stack, feats.shape[1]), np.float32)])
+        if len(feats):
+            results += self.rec._run([self], [feats], check_endpoint=False)[0]
+        results = [r for r in results if r.final]
+        final = self._close_segment()
+        return results + ([final] if final else [])
+
+    def _push(self, samples: np.ndarray) -> None:
+        """Feed samples to the front-end only."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.samples_seen += len(samples)
+        self._samples += len(samples)
         feats = self.frontend.accept(samples)
         if len(feats):
             self._feats = np.concatenate([self._feats, feats]) if len(self._feats) else feats
 
-    def take_chunks(self, max_chunks: int = 0) -> np.ndarray | None:
-        """Remove and return up to max_chunks (0: all) complete chunks of features [T, F], or None.
-
-        With apply(), this lets a server batch the ready chunks of many streams into one model call.
-        """
+    def _take_chunks(self, max_chunks: int = 0) -> np.ndarray | None:
+        """Remove and return up to max_chunks (0: all) complete chunks of features [T, F], or None."""
         n = len(self._feats) // self.rec.chunk_frames
         if max_chunks:
             n = min(n, max_chunks)
@@ -177,34 +208,20 @@ class Stream:
         chunk, self._feats = self._feats[: n * self.rec.chunk_frames], self._feats[n * self.rec.chunk_frames :]
         return chunk
 
-    def run(self, feats: np.ndarray, check_endpoint: bool = True) -> list[Result]:
-        log_probs, h, c = self.rec.model(feats[None], self.h, self.c)
-        return self.apply(log_probs[0], h, c, check_endpoint)
-
-    def finish(self) -> list[Result]:
-        """End of audio: decode what is buffered (the last step padded by repeating the last frame)."""
-        results = []
-        stack = self.rec.info.stack
-        rest = self.take_chunks()
-        if rest is not None:
-            results += self.run(rest)
-        if len(self._feats):
-            pad = (-len(self._feats)) % stack
-            feats = np.concatenate([self._feats, np.repeat(self._feats[-1:], pad, axis=0)])
-            self._feats = self._feats[:0]
-            results += self.run(feats, check_endpoint=False)
-        results = [r for r in results if r.final]
-        final = self._close_segment()
-        return results + ([final] if final else [])
-
-    def apply(self, log_probs: np.ndarray, h: np.ndarray, c: np.ndarray, check_endpoint: bool = True) -> list[Result]:
-        """Take the model's output for the features last taken ([steps, V] and the new state); decode."""
-        self.h, self.c = h, c
+    def _apply(self, log_probs: np.ndarray, state, check_endpoint: bool = True) -> list[Result]:
+        """Take the model's output for the features last taken ([steps, V] and the next state); decode."""
+        self._state = state
         results = []
         # Endpoints are checked per chunk, so where a segment closes does not depend on block sizes.
         step_chunk = self.rec.info.chunk_steps
         for i in range(0, len(log_probs), step_chunk):
-            self.decoder.accept(log_probs[i : i + step_chunk])
+            part = log_probs[i : i + step_chunk]
+            if self._skip:
+                drop = min(self._skip, len(part))
+                part, self._skip = part[drop:], self._skip - drop
+                if not len(part):
+                    continue
+            self.decoder.accept(part)
             if check_endpoint and self._endpoint():
                 final = self._close_segment()
                 if final:
@@ -231,8 +248,7 @@ class Stream:
         return Result(final, text, start, end, words)
 
     def _close_segment(self) -> Result | None:
-        if hasattr(self.decoder, "finalize"):  # beam search: score the last word before choosing
-            self.decoder.finalize()
+        self.decoder.finalize()
         result = self._result(final=True) if self.decoder.tokens else None
         if result is not None and not result.text:
             result = None

@@ -9,8 +9,9 @@ Protocol (one audio stream per connection):
   server -> {"type": "eof"}                  after the last final; then the server closes the connection
   server -> {"type": "error", "error": "..."}  a rejected connection or message; then the server closes
 
-One worker thread owns every Stream and the model: each round it feeds the audio that arrived, takes at most one
-chunk from every stream that has one ready, and runs all those chunks as one batched onnxruntime call. The event
+One worker thread owns every Stream and the model: each round it hands the audio that arrived to
+Recognizer.step_streams, which advances every stream that has a chunk ready by one chunk in one batched model call
+(results go out as the writers' JSON lines). The event
 loop only moves bytes, so it stays responsive however busy the model is. GET /health answers with JSON.
 """
 
@@ -29,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .writers import json_line
 
 log = logging.getLogger("asr.server")
 
@@ -115,6 +118,10 @@ class Rejected(Exception):
     def __init__(self, message: str, code: int = 1008):
         super().__init__(message)
         self.code = code
+
+
+class _Error(str):
+    """An internal error to report to the client in place of its next result (the connection then closes)."""
 
 
 @dataclass
@@ -408,10 +415,11 @@ class Server:
             if item is None:
                 await s.ws.send('{"type": "eof"}')
                 return
-            await s.ws.send(json.dumps(item))
-            if item["type"] == "error":
+            if isinstance(item, _Error):
+                await s.ws.send(json.dumps({"type": "error", "error": str(item)}))
                 await s.ws.close(1011, "internal error")
                 return
+            await s.ws.send(item)
 
     # ---- the batching loop --------------------------------------------------------------------------------------
     async def _batch_loop(self) -> None:
@@ -436,7 +444,7 @@ class Server:
                     log.exception("model round failed")
                     for job in jobs:
                         job.session.done = True
-                        job.session.outq.put_nowait({"type": "error", "error": f"internal error: {e}"})
+                        job.session.outq.put_nowait(_Error(f"internal error: {e}"))
                     continue
                 for job, (results, more, finished, backlog) in zip(jobs, outs):
                     s = job.session
@@ -444,7 +452,7 @@ class Server:
                         continue
                     for r in results:  # a client slow to read gets fewer partials, never fewer finals
                         if r.final or s.outq.qsize() < MAX_QUEUED_PARTIALS:
-                            s.outq.put_nowait(r.to_dict())
+                            s.outq.put_nowait(json_line(r))
                     if s.outq.qsize() > MAX_QUEUED_RESULTS:  # it does not read at all: memory must stay bounded
                         s.dropped = True
                         self.sessions.discard(s)
@@ -471,39 +479,26 @@ class Server:
         return False
 
     def _round(self, jobs: list[_Job]) -> list[tuple]:
-        """Worker thread: feed new audio, run at most one chunk of every ready stream in one model call."""
-        ready = []
-        for i, job in enumerate(jobs):
+        """Worker thread: feed new audio and advance every ready stream by one chunk, in one model call."""
+        audio = []
+        for job in jobs:
             s = job.session
-            if job.audio:
-                s.stream.push(s.resampler(np.concatenate(job.audio).astype(np.float32) / 32768.0))
+            parts = [s.resampler(np.concatenate(job.audio).astype(np.float32) / 32768.0)] if job.audio else []
             if job.flush:
-                tail = s.resampler(np.zeros(0, np.float32), last=True)
-                if len(tail):
-                    s.stream.push(tail)
-            feats = s.stream.take_chunks(1)
-            if feats is not None:
-                ready.append((i, feats))
-        results: list[list] = [[] for _ in jobs]
-        if ready:
-            streams = [jobs[i].session.stream for i, _ in ready]
-            h = np.concatenate([st.h for st in streams], axis=1)
-            c = np.concatenate([st.c for st in streams], axis=1)
-            log_probs, h, c = self.rec.model(np.stack([f for _, f in ready]), h, c)
-            for k, ((i, _), st) in enumerate(zip(ready, streams)):
-                results[i] += st.apply(log_probs[k], h[:, k : k + 1].copy(), c[:, k : k + 1].copy())
+                parts.append(s.resampler(np.zeros(0, np.float32), last=True))
+            audio.append(np.concatenate(parts) if parts else None)
+        streams = [job.session.stream for job in jobs]
+        stepped = self.rec.step_streams(streams, audio)
+        took = sum(r is not None for r in stepped)
+        if took:
             self.rounds += 1
-            self.batched_chunks += len(ready)
-        took = {i for i, _ in ready}
+            self.batched_chunks += took
         outs = []
-        for i, job in enumerate(jobs):
-            st = job.session.stream
-            finished = False
-            if i not in took and job.eof:
-                results[i] += st.finish()
-                finished = True
-            backlog = max(0, st.samples_seen - st.decoded_samples) / self.rec.sample_rate
-            outs.append((results[i], i in took, finished, backlog))
+        for job, st, results in zip(jobs, streams, stepped):
+            more, finished = results is not None, False
+            if not more and job.eof:
+                results, finished = st.finish(), True
+            outs.append((results or [], more, finished, st.pending_seconds))
         return outs
 
 

@@ -10,13 +10,23 @@ DEFAULT_TOKENS: tuple[str, ...] = (BLANK, " ", "'", *"abcdefghijklmnopqrstuvwxyz
 
 _SPACES = re.compile(r"\s+")
 _NOT_IN_VOCAB = re.compile(r"[^a-z' ]")
+# What strict normalisation may turn into word breaks; any other character outside a-z, apostrophe and white
+# space (a digit, an accented letter) cannot be spelled, and changing it into something else would be a lie.
+_UNSPELLABLE = re.compile(r"[^a-z'\s.,;:!?\"()\[\]{}«»“”‘\-–—_/]")
 
 
-def normalize_text(text: str) -> str:
-    """Lower-case, keep a-z and apostrophe, collapse whitespace: the evaluation normalisation."""
+def normalize_text(text: str, strict: bool = False) -> str | None:
+    """The one text normalisation: lower-case, curly apostrophes straight, every other character outside a-z and
+    apostrophe a word break, single spaces (how evaluation compares texts).
+
+    strict (corpus import and training targets): None for text holding a character that is neither in the
+    vocabulary, white space nor punctuation; and apostrophes at the ends of words (quotes) are dropped, those
+    inside (contractions) kept."""
     text = text.lower().replace("’", "'")
-    text = _NOT_IN_VOCAB.sub(" ", text)
-    return _SPACES.sub(" ", text).strip()
+    if strict and _UNSPELLABLE.search(text):
+        return None
+    text = _SPACES.sub(" ", _NOT_IN_VOCAB.sub(" ", text)).strip()
+    return " ".join(w.strip("'") or w for w in text.split(" ")) if strict else text
 
 
 class Vocabulary:

@@ -13,7 +13,7 @@ import time
 import torch
 
 from training.config import load_config
-from training.model import AcousticModel
+from training.model import build_model
 
 
 def main() -> None:
@@ -25,7 +25,7 @@ def main() -> None:
     args = p.parse_args()
     cfg = load_config(args.config)
     device = torch.device(args.device)
-    model = AcousticModel(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     n = max(1, int(cfg.batch_seconds // args.utterance_seconds))
     frames = int(args.utterance_seconds * 100) // cfg.model.stack * cfg.model.stack
@@ -35,9 +35,8 @@ def main() -> None:
     yl = torch.full((n,), y.shape[1], dtype=torch.long)
 
     def step():
-        h, c = model.initial_state(n)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            lp, _, _ = model(x, h.to(device), c.to(device))
+            lp = model(x)
         loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), y, xl, yl, reduction="sum") / n
         opt.zero_grad()
         loss.backward()

@@ -59,7 +59,7 @@ def utterance_log_probs(rec, manifest: str, limit: int = 0) -> list[tuple[str, s
             break
         feats = rec.stream().frontend.accept(read_audio(item["audio"]))
         feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
-        lp, _, _ = rec.model(feats[None], *rec.model.initial_state())
+        lp, _ = rec.model.step(feats[None], rec.model.initial_state())
         items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
     return items
 

@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(recognizer.SAMPLES)
 BUNDLED = Path(recognizer.BUNDLED_MODEL)
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The runtime-only install (no `train` extra) must still run every test that needs no torch.
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch (the train extra)")
 
 
 def asr_command() -> list[str]:
@@ -78,9 +81,9 @@ def tiny_onnx(tiny_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def any_model(tiny_onnx):
-    """The bundled model when it exists (real text), else the tiny trained one."""
-    return str(BUNDLED) if BUNDLED.exists() else tiny_onnx
+def any_model(request):
+    """The bundled model when it exists (real text, no torch needed), else the tiny trained one."""
+    return str(BUNDLED) if BUNDLED.exists() else request.getfixturevalue("tiny_onnx")
 
 
 def tone(seconds=1.0, rate=16000, freq=440.0, amp=0.3):

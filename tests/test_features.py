@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from asr.features import FeatureConfig, FeatureExtractor, log_mel, normalize
 from conftest import SAMPLES
@@ -12,22 +13,28 @@ def _config():
     return cfg
 
 
-def test_random_block_sizes_equal_whole_signal_exactly():
+def _blockwise(cfg, x, sizes):
+    fe, parts, i = FeatureExtractor(cfg), [], 0
+    while i < len(x):
+        n = sizes()
+        parts.append(fe.accept(x[i : i + n]))
+        i += n
+    return np.concatenate(parts)
+
+
+@pytest.mark.parametrize("blocks", ["samples", "hop", "microphone", "random"])
+def test_block_by_block_equals_whole_signal_exactly(blocks):
+    """Bit-identical features whatever the block size: a sample, a hop (one frame a call), 20 ms, random."""
+    from asr.audio import read_audio
+
     cfg = _config()
     rng = np.random.default_rng(0)
-    x = rng.standard_normal(16000 * 3).astype(np.float32) * 0.1
-    whole = log_mel(x, cfg)
-    for trial in range(5):
-        fe = FeatureExtractor(cfg)
-        parts, i = [], 0
-        while i < len(x):
-            n = int(rng.integers(0, 2000)) if trial else 1  # trial 0: sample by sample for the first second
-            parts.append(fe.accept(x[i : i + n]))
-            i += n
-            if trial == 0 and i > 16000:
-                parts.append(fe.accept(x[i:]))
-                break
-        assert np.array_equal(np.concatenate(parts), whole)
+    noise = rng.standard_normal(16000 * 2).astype(np.float32) * 0.1
+    speech = np.concatenate([read_audio(str(w)) for w in sorted(SAMPLES.glob("*.wav"))])
+    sizes = {"samples": lambda: 1, "hop": lambda: cfg.hop_length, "microphone": lambda: 320,
+             "random": lambda: int(rng.integers(0, 2000))}[blocks]
+    for x in (noise[:4000] if blocks == "samples" else noise, speech[:16000] if blocks == "samples" else speech):
+        assert np.array_equal(_blockwise(cfg, x, sizes), log_mel(x, cfg))
 
 
 def test_frame_count_and_timing():

@@ -219,7 +219,8 @@ def test_ctrl_c_as_a_final_goes_out_keeps_it_saved(any_model, tmp_path, monkeypa
     import argparse
 
     from asr.live import LiveSession
-    from asr.recognizer import Recognizer, Result
+    from asr.recognizer import Recognizer
+    from asr.results import Result
 
     args = argparse.Namespace(timestamps=False, meter=False, output=str(tmp_path / "finals.jsonl"), save_audio=None)
     session = LiveSession(Recognizer.load(any_model, device="cpu"), args)

@@ -7,72 +7,23 @@ project's own load generator (asr.client) and one test runs the `asr client` com
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 
 from asr.audio import read_audio
-from asr.bench import proc_status_mb
 from asr.client import pcm16, stream_samples
 from asr.recognizer import Recognizer
+from asr.serverprocess import ServerProcess
 from conftest import asr_command, sample_pairs
 
 aiohttp = pytest.importorskip("aiohttp")
 
 MAX_MESSAGE = 65536
 IDLE = 3.0
-
-
-class ServerProcess:
-    def __init__(self, model: str, log_path, *args):
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.proc = subprocess.Popen([*asr_command(), "serve", "--port", "0", "--model", model, "--device", "cpu",
-                                      "--threads", "1", *map(str, args)],
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 90
-        while True:
-            m = re.search(r"serving on ws://127\.0\.0\.1:(\d+)", open(log_path).read())
-            if m:
-                break
-            assert self.proc.poll() is None, open(log_path).read()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        self.port = int(m.group(1))
-        self.url = f"ws://127.0.0.1:{self.port}"
-
-    def health(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=10) as r:
-            assert r.status == 200 and r.headers["Content-Type"] == "application/json"
-            return json.loads(r.read())
-
-    def rss_mb(self) -> float:
-        return proc_status_mb("VmRSS", self.proc.pid)
-
-    def wait_idle(self, timeout=30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            h = self.health()
-            if h["clients"] == 0 and h["streams"] == 0:
-                return h
-            assert time.monotonic() < deadline, h
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise
-        finally:
-            self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +278,28 @@ def test_a_stream_can_ask_for_no_lm(server, model, audio, expected):
     if rec.lm is not None:  # the bundled model: its server decodes with the LM unless asked not to
         assert finals(expected[name]) != finals(plain)
     assert any(m["type"] == "error" and '"lm" must be true or false' in m["error"] for m in bad), bad
+
+
+def test_a_model_with_its_own_state_and_lookahead_is_served_like_it_transcribes(audio, tmp_path):
+    """The server's batched rounds go through Recognizer.step_streams, whatever the model's state: here a graph
+    whose only state is a buffer with batch axis 0 that delays every output by 7 steps (no torch needed)."""
+    from asr.model import OnnxAcousticModel
+    from conftest import BUNDLED
+    from test_streaming import _delay_model
+
+    if not BUNDLED.exists():
+        pytest.skip("bundled model not built")
+    path = _delay_model(tmp_path / "late.onnx", OnnxAcousticModel(str(BUNDLED), device="cpu").info, 7)
+    rec = Recognizer.load(path, device="cpu", lm=None)
+    names = sorted(audio)
+    want = {n: [json.loads(json.dumps(r.to_dict())) for r in rec.transcribe(audio[n])] for n in names}
+    s = ServerProcess(path, tmp_path / "server.log")
+    try:
+        async def main():
+            return await asyncio.gather(*(aio_stream(s.url, audio[n], pace=0.002) for n in names))
+
+        for n, messages in zip(names, asyncio.run(main())):
+            assert finals(messages) == want[n] and want[n], n
+        assert s.wait_idle()["mean_batch"] > 1.0
+    finally:
+        assert s.stop() == 0, open(s.log_path).read()

@@ -4,7 +4,7 @@ import pytest
 from asr.metrics import ErrorCounter
 from asr.recognizer import Recognizer
 from asr.vocab import Vocabulary
-from conftest import sample_pairs
+from conftest import needs_torch, sample_pairs
 
 
 def test_tiny_model_overfits_then_exports_and_transcribes(tiny_run, tiny_onnx):
@@ -19,6 +19,7 @@ def test_tiny_model_overfits_then_exports_and_transcribes(tiny_run, tiny_onnx):
     assert errors.cer < 0.05
 
 
+@needs_torch
 def test_config_from_toml_and_overrides(tmp_path):
     from training.config import load_config
 
@@ -43,14 +44,16 @@ def test_filter_drops_and_reports(capsys):
     from training.data import Utterance, filter_utterances
 
     utts = [Utterance("a", 2.0, "hello world"), Utterance("b", 2.0, "naïve café"), Utterance("c", 30.0, "long"),
-            Utterance("d", 0.1, "x"), Utterance("e", 0.5, "a" * 40)]
+            Utterance("d", 0.1, "x"), Utterance("e", 0.5, "a" * 40), Utterance("f", 2.0, "“Hello,” World’s end")]
     kept, targets = filter_utterances(utts, Vocabulary(), 3, 0.01, 0.3, 20.0)
-    assert [u.audio for u in kept] == ["a"] and targets[0] == Vocabulary().encode("hello world")
+    assert [u.audio for u in kept] == ["a", "f"] and targets[0] == Vocabulary().encode("hello world")
+    assert targets[1] == Vocabulary().encode("hello world's end")  # normalised as corpus import does
     out = capsys.readouterr().out
     for why in ("vocabulary", "too long", "too short", "too many characters"):
         assert why in out
 
 
+@needs_torch
 def test_waveform_augmentation(tmp_path):
     import soundfile as sf
 
@@ -77,7 +80,10 @@ def test_waveform_augmentation(tmp_path):
     assert aug.wants(rng, AugmentConfig(noise_prob=1.0))
 
 
-def test_training_with_noise_and_reverb_runs(tmp_path, sample_manifest):
+@needs_torch
+def test_training_with_noise_really_adds_noise(tmp_path, sample_manifest):
+    """Two seeded runs that differ only in noise_prob: with no other augmentation, identical losses would mean
+    the noise never reached the batches."""
     import soundfile as sf
 
     from training.config import load_config
@@ -85,10 +91,16 @@ def test_training_with_noise_and_reverb_runs(tmp_path, sample_manifest):
 
     (tmp_path / "noise").mkdir()
     sf.write(tmp_path / "noise" / "n.wav", np.random.default_rng(0).standard_normal(16000).astype(np.float32), 16000)
-    cfg = load_config(None, ["epochs=1", "model.hidden=32", "model.layers=1", "average_last=1", "threads=1",
-                             f"augment.noise_dir='{tmp_path / 'noise'}'", "augment.noise_prob=1.0"])
-    result = train([sample_manifest], [sample_manifest], str(tmp_path / "run"), cfg, device="cpu")
-    assert result["history"][0]["skipped_batches"] == 0
+    losses = []
+    for prob in (0.0, 1.0):
+        cfg = load_config(None, ["epochs=1", "model.hidden=32", "model.layers=1", "model.dropout=0.0",
+                                 "average_last=1", "threads=1", "augment.speeds=[1.0]", "augment.freq_masks=0",
+                                 "augment.time_masks_per_second=0.0", "augment.gain_db=0.0",
+                                 f"augment.noise_dir='{tmp_path / 'noise'}'", f"augment.noise_prob={prob}"])
+        result = train([sample_manifest], [sample_manifest], str(tmp_path / f"run{prob}"), cfg, device="cpu")
+        assert result["history"][0]["skipped_batches"] == 0
+        losses.append(result["history"][0]["train_loss"])
+    assert np.isfinite(losses).all() and losses[0] != losses[1], losses
 
 
 @pytest.mark.parametrize("source", ["checkpoint", "onnx"])
@@ -127,6 +139,7 @@ def test_an_exported_model_imports_back_to_the_same_weights(tiny_run, tiny_onnx)
     assert imported["vocab"] == before["vocab"]
 
 
+@needs_torch
 def test_init_from_a_model_that_cannot_be_imported_is_a_one_line_error(tmp_path, sample_manifest):
     import subprocess
 
@@ -146,6 +159,7 @@ def test_init_from_a_model_that_cannot_be_imported_is_a_one_line_error(tmp_path,
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+@needs_torch
 def test_each_manifest_keeps_its_own_feature_cache(tmp_path, sample_manifest):
     from asr.features import FeatureConfig
     from training.config import TrainConfig

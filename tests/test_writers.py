@@ -1,8 +1,9 @@
 import json
 
-from asr.decoding import Word
-from asr.recognizer import Result
-from asr.writers import render
+import pytest
+
+from asr.results import Result, Word
+from asr.writers import FORMATS, line_format, render
 
 
 def _segments():
@@ -34,3 +35,32 @@ def test_srt_and_vtt_cues_are_bounded():
 
 def test_txt_is_one_line_per_segment():
     assert render(_segments(), "txt").count("\n") == 2
+
+
+def test_one_registry_of_formats_for_every_sink(tmp_path, capsys):
+    """The CLI offers exactly the registry's formats; live --output and the server write its lines."""
+    from asr.cli import build_parser
+    from asr.live import FinalsFile
+
+    assert set(FORMATS) == {"txt", "json", "srt", "vtt", "tsv"}
+    for name in [*FORMATS, "all"]:
+        assert build_parser().parse_args(["transcribe", "x.wav", "--format", name]).format == name
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["transcribe", "x.wav", "--format", "doc"])
+    assert "'txt', 'json', 'srt', 'vtt', 'tsv', 'all'" in capsys.readouterr().err
+    assert all(render(_segments(), name) == f.document(_segments()) for name, f in FORMATS.items())
+    with pytest.raises(ValueError, match="unknown format"):
+        render(_segments(), "doc")
+    final = _segments()[0]
+    for name, fmt, want in [("a.jsonl", "json", json.dumps(final.to_dict())), ("b.json", "json", None),
+                            ("c.txt", "txt", "[00:01.00 - 00:03.90] one two three four five six"),
+                            ("d.srt", "txt", None)]:
+        assert line_format(name).name == fmt
+        out = FinalsFile(str(tmp_path / name), timestamps=True)
+        out.write(final)
+        out.close()
+        line = (tmp_path / name).read_text()
+        assert line.endswith("\n") and line.count("\n") == 1
+        if want is not None:
+            assert line == want + "\n"
+    assert Result.from_dict(json.loads(FORMATS["json"].line(final))) == final

@@ -1,4 +1,5 @@
-"""Training checkpoints on disk: written atomically, read without ever running code from the file.
+"""Training checkpoints: their schema, written atomically, read without ever running code from the file,
+checked, and averaged.
 
 A checkpoint holds only tensors and plain values (dicts, lists, tuples, numbers, strings, None), so it is
 read with torch's weights-only unpickler: a file that asks for anything else (a class, a function, a
@@ -23,6 +24,19 @@ RESUME_KEYS = MODEL_KEYS + ("optimizer", "scheduler", "epoch", "batch")
 
 class CheckpointError(ValueError):
     """The checkpoint file cannot be used; one line for users."""
+
+
+def weights(meta: dict, model_state: dict, epoch: int, dev: dict | None = None, **extra) -> dict:
+    """What export and evaluation need (MODEL_KEYS): the run's description (meta: train_config,
+    feature_config, vocab, blank_id, data, parameters), the weights, the epochs done, dev scores."""
+    return {**meta, "model": model_state, "epoch": epoch, **({"dev": dev} if dev is not None else {}), **extra}
+
+
+def training_state(meta: dict, model: torch.nn.Module, optimizer, scheduler, epoch: int, batch: int, best: dict,
+                   dev: dict | None = None) -> dict:
+    """A weights checkpoint plus what an exact resume needs (RESUME_KEYS): resumed at (epoch, batch)."""
+    return weights(meta, model.state_dict(), epoch, dev, optimizer=optimizer.state_dict(),
+                   scheduler=scheduler.state_dict(), batch=batch, best=best)
 
 
 def save(obj: dict, path: str) -> None:
@@ -86,12 +100,36 @@ def check_finite(ck: dict, path: str) -> None:
         raise CheckpointError(f"{path}: normalisation statistics (std) are not all above 0")
 
 
+def load_training_state(path: str, model: torch.nn.Module, lr: float, device) -> dict:
+    """A resume checkpoint (last.pt), its weights loaded into model, its optimizer state checked to fit."""
+    ck = load(path, map_location=device, required=RESUME_KEYS)
+    load_weights(model, ck["model"], path)
+    try:
+        # A scratch optimizer: the run's own loads the state only once its scheduler exists, which the
+        # scheduler's construction would otherwise overwrite (the first resumed step at the wrong rate).
+        torch.optim.AdamW(model.parameters(), lr=lr).load_state_dict(ck["optimizer"])
+    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: its optimizer state does not fit this model ({e})") from None
+    if not isinstance(ck["scheduler"], dict) or not all(
+            isinstance(ck[k], int) and ck[k] >= 0 for k in ("epoch", "batch")):
+        raise CheckpointError(f"{path}: not a training state (bad scheduler, epoch or batch)")
+    return ck
+
+
+def average(paths: list[str]) -> dict:
+    """The mean of several checkpoints' weights, described as the last of them; averaged_from names them."""
+    cks = [load(p) for p in paths]
+    mean = {k: sum(ck["model"][k].float() for ck in cks) / len(cks) for k in cks[-1]["model"]}
+    return {**{k: v for k, v in cks[-1].items() if k != "model"}, "model": mean,
+            "averaged_from": [os.path.basename(p) for p in paths]}
+
+
 def build_model(ck: dict, path: str):
-    """The AcousticModel a checkpoint describes, with its weights, in eval mode."""
-    from .model import AcousticModel, ModelConfig
+    """The model a checkpoint describes, with its weights, in eval mode."""
+    from .model import ModelConfig, build_model as build
 
     try:
-        model = AcousticModel(ModelConfig.from_dict(ck["train_config"]["model"]))
+        model = build(ModelConfig.from_dict(ck["train_config"]["model"]))
     except (TypeError, KeyError, ValueError, RuntimeError) as e:
         detail = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path}: bad model configuration ({detail})") from None

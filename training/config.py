@@ -74,6 +74,7 @@ class TrainConfig:
             ("model.n_mels", m.n_mels >= 1, "at least 1"), ("model.stack", m.stack >= 1, "at least 1"),
             ("model.hidden", m.hidden >= 1, "at least 1"), ("model.layers", m.layers >= 1, "at least 1"),
             ("model.dropout", 0 <= m.dropout < 1, "from 0 to below 1"),
+            ("model.lookahead", m.lookahead >= 0, "at least 0"),
             ("augment.speeds", all(s > 0 for s in a.speeds), "all above 0"),
             ("augment.freq_masks", a.freq_masks >= 0, "at least 0"),
             ("augment.freq_mask_width", a.freq_mask_width >= 0, "at least 0"),

@@ -18,7 +18,7 @@ import numpy as np
 from asr import manifest
 from asr.audio import read_audio
 from asr.features import FeatureConfig, FeatureExtractor, normalize
-from asr.vocab import Vocabulary
+from asr.vocab import Vocabulary, normalize_text
 
 
 class DataError(ValueError):
@@ -147,8 +147,8 @@ def filter_utterances(utts: list[Utterance], vocab: Vocabulary, stack: int, hop_
     """Keep utterances CTC can learn from; report what was dropped and why."""
     kept, targets, dropped = [], [], {"vocabulary": 0, "too long": 0, "too short": 0, "too many characters": 0}
     for u in utts:
-        text = " ".join(u.text.lower().replace("’", "'").split())
-        if set(text) - set(vocab.tokens):
+        text = normalize_text(u.text, strict=True)
+        if text is None or set(text) - set(vocab.tokens):
             dropped["vocabulary"] += 1
             continue
         if u.duration > max_seconds:

@@ -1,4 +1,12 @@
-"""The streaming acoustic model: stacked frames -> unidirectional LSTM -> character log-probs."""
+"""The streaming acoustic models (PyTorch): stacked frames -> character log-probs, with a declared state.
+
+Every model is one interface, the same as the runtime's: `states` declares the state (names, shapes with
+the batch axis, which the exporter writes into the model file), `initial_state(n)` is zeros of those
+shapes, `step(features, state) -> (log_probs, state)` is what the exported graph computes for one chunk,
+and `lookahead_steps` says how many steps later a step's output appears. `forward(features)` is the
+offline definition that training optimises and the ONNX check compares against: the stream from the
+initial state, flushed with `lookahead_steps` of zero (normalised) features, its first outputs dropped.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+
+from asr.metadata import StateSpec
 
 
 @dataclass
@@ -16,6 +26,9 @@ class ModelConfig:
     layers: int = 3
     dropout: float = 0.15
     vocab_size: int = 29
+    # Future steps a causal convolution after the LSTM looks at (LookaheadAcousticModel); 0 = the plain
+    # LSTM-CTC the bundled model is.
+    lookahead: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -25,37 +38,96 @@ class ModelConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
-class AcousticModel(nn.Module):
-    """forward(features [N, T, F], h, c) -> (log_probs [N, T/stack, V], h, c); T a multiple of stack."""
+class StreamingModel(nn.Module):
+    config: ModelConfig
+
+    @property
+    def states(self) -> list[StateSpec]:
+        raise NotImplementedError
+
+    @property
+    def lookahead_steps(self) -> int:
+        return 0
+
+    def initial_state(self, n: int = 1, device=None) -> dict[str, torch.Tensor]:
+        return {s.name: torch.zeros(s.shape_for(n), device=device) for s in self.states}
+
+    def step(self, features: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """features [N, T, n_mels] (T a multiple of stack) -> (log_probs [N, T/stack, V], next state)."""
+        raise NotImplementedError
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Offline: log_probs [N, T/stack, V], step t's output at t (the streaming definition, flushed)."""
+        late = self.lookahead_steps
+        if late:
+            features = nn.functional.pad(features, (0, 0, 0, late * self.config.stack))
+        log_probs, _ = self.step(features, self.initial_state(features.shape[0], features.device))
+        return log_probs[:, late:]
+
+    def _stacked(self, features: torch.Tensor) -> torch.Tensor:
+        n, t, f = features.shape
+        return features.reshape(n, t // self.config.stack, f * self.config.stack)
+
+    def _lstm(self, config: ModelConfig) -> nn.LSTM:
+        # LSTM projections (proj_size) are not used: torch's ONNX exporter cannot export them.
+        return nn.LSTM(input_size=config.n_mels * config.stack, hidden_size=config.hidden, num_layers=config.layers,
+                       dropout=config.dropout if config.layers > 1 else 0.0, batch_first=True)
+
+
+class AcousticModel(StreamingModel):
+    """Unidirectional LSTM -> linear -> log-softmax; state h, c [layers, N, hidden] (the bundled model)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.lstm = nn.LSTM(
-            input_size=config.n_mels * config.stack,
-            hidden_size=config.hidden,
-            num_layers=config.layers,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-            batch_first=True,
-        )
+        self.lstm = self._lstm(config)
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(self.output_size, config.vocab_size)
+        self.out = nn.Linear(config.hidden, config.vocab_size)
 
     @property
-    def output_size(self) -> int:
-        # LSTM projections (proj_size) are not used: torch's ONNX exporter cannot export them.
-        return self.config.hidden
+    def states(self) -> list[StateSpec]:
+        shape = (self.config.layers, None, self.config.hidden)
+        return [StateSpec("h", shape, 1), StateSpec("c", shape, 1)]
 
-    def state_shapes(self, batch: int = 1) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def step(self, features, state):
+        y, (h, c) = self.lstm(self._stacked(features), (state["h"], state["c"]))
+        return torch.log_softmax(self.out(self.dropout(y)), dim=-1), {"h": h, "c": c}
+
+
+class LookaheadAcousticModel(StreamingModel):
+    """LSTM, then a depthwise causal convolution over its outputs at steps t .. t + L (L = config.lookahead)
+    -> linear -> log-softmax. The convolution keeps the last L LSTM outputs in the state ("past"), so the
+    output for step t comes out with step t + L."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.lookahead < 1:
+            raise ValueError(f"model.lookahead = {config.lookahead}: this architecture needs at least 1")
+        self.config = config
+        self.lstm = self._lstm(config)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lookahead = nn.Conv1d(config.hidden, config.hidden, config.lookahead + 1, groups=config.hidden)
+        self.out = nn.Linear(config.hidden, config.vocab_size)
+
+    @property
+    def lookahead_steps(self) -> int:
+        return self.config.lookahead
+
+    @property
+    def states(self) -> list[StateSpec]:
         c = self.config
-        return (c.layers, batch, self.output_size), (c.layers, batch, c.hidden)
+        lstm = (c.layers, None, c.hidden)
+        return [StateSpec("lstm_hidden", lstm, 1), StateSpec("lstm_cell", lstm, 1),
+                StateSpec("past", (None, c.lookahead, c.hidden), 0)]
 
-    def initial_state(self, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-        h_shape, c_shape = self.state_shapes(batch)
-        return torch.zeros(h_shape), torch.zeros(c_shape)
+    def step(self, features, state):
+        y, (h, c) = self.lstm(self._stacked(features), (state["lstm_hidden"], state["lstm_cell"]))
+        window = torch.cat([state["past"], self.dropout(y)], dim=1)  # [N, L + T, hidden]
+        z = self.lookahead(window.transpose(1, 2)).transpose(1, 2)  # [N, T, hidden]
+        past = window[:, -self.config.lookahead:]
+        return torch.log_softmax(self.out(z), dim=-1), {"lstm_hidden": h, "lstm_cell": c, "past": past}
 
-    def forward(self, features: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        n, t, f = features.shape
-        stacked = features.reshape(n, t // self.config.stack, f * self.config.stack)
-        y, (h, c) = self.lstm(stacked, (h, c))
-        return torch.log_softmax(self.out(self.dropout(y)), dim=-1), h, c
+
+def build_model(config: ModelConfig) -> StreamingModel:
+    """The architecture a configuration describes."""
+    return LookaheadAcousticModel(config) if config.lookahead else AcousticModel(config)

@@ -10,33 +10,17 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 from asr.atomic import atomic_write
 from asr.audio import AudioError, duration, find_audio
-from asr.vocab import DEFAULT_TOKENS
-
-_PUNCTUATION = re.compile(r"[.,;:!?\"()\[\]{}«»“”‘]")
-_DASHES = re.compile(r"[-–—_/]")
-_ALLOWED = set(DEFAULT_TOKENS[1:])
-
-
-def normalize_transcript(text: str) -> str | None:
-    """Lower-case, drop punctuation, dashes to spaces; None when characters outside a-z ' remain."""
-    text = text.lower().replace("’", "'")
-    text = _DASHES.sub(" ", _PUNCTUATION.sub(" ", text))
-    text = " ".join(text.split())
-    text = " ".join(w.strip("'") or w for w in text.split())  # quotes, not contractions
-    if not text or set(text) - _ALLOWED:
-        return None
-    return text
+from asr.vocab import normalize_text
 
 
 def _entry(audio: Path, text: str, speaker: str | None, skipped: list[str]) -> dict | None:
-    norm = normalize_transcript(text)
-    if norm is None:
+    norm = normalize_text(text, strict=True)
+    if not norm:
         skipped.append(f"{audio}: transcript has characters outside the vocabulary: {text.strip()!r}")
         return None
     try:

@@ -7,7 +7,7 @@ import csv
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import numpy as np
@@ -21,12 +21,11 @@ from asr.metrics import ErrorCounter
 from asr.vocab import Vocabulary
 
 from . import checkpoint as ckpt
-from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .augment import WaveAugmenter
 from .data import (DataError, FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
-from .model import AcousticModel, ModelConfig
+from .model import ModelConfig, StreamingModel, build_model
 from .onnx_import import load_init
 
 
@@ -86,25 +85,6 @@ def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, 
     return features_for(select(manifests, cfg, feat_cfg, vocab, limits), feat_cfg, speeds, cache_dir)
 
 
-save_atomic = ckpt.save
-
-
-def _load_resume_state(path: str, model: AcousticModel, cfg: TrainConfig, device) -> dict:
-    """last.pt, checked against this run's model and optimizer before any feature is computed."""
-    ck = ckpt.load(path, map_location=device, required=ckpt.RESUME_KEYS)
-    ckpt.load_weights(model, ck["model"], path)
-    try:
-        # A scratch optimizer: the run's own loads the state only once its scheduler exists, which the
-        # scheduler's construction would otherwise overwrite (the first resumed step at the wrong rate).
-        torch.optim.AdamW(model.parameters(), lr=cfg.lr).load_state_dict(ck["optimizer"])
-    except (ValueError, KeyError, TypeError, AttributeError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: its optimizer state does not fit this model ({e})") from None
-    if not isinstance(ck["scheduler"], dict) or not all(
-            isinstance(ck[k], int) and ck[k] >= 0 for k in ("epoch", "batch")):
-        raise CheckpointError(f"{path}: not a training state (bad scheduler, epoch or batch)")
-    return ck
-
-
 def lr_lambda(cfg: TrainConfig, total_steps: int):
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -128,7 +108,7 @@ def epoch_plan(split: Split, cfg: TrainConfig, epoch: int, batch_frames: int):
     return [[(i, speeds[choice[i]]) for i in b] for b in batches]
 
 
-def evaluate(model: AcousticModel, split: Split, feat_cfg: FeatureConfig, vocab: Vocabulary, device,
+def evaluate(model: StreamingModel, split: Split, feat_cfg: FeatureConfig, vocab: Vocabulary, device,
              batch_frames: int = 60000) -> dict:
     model.eval()
     fs = split.feats[1.0]
@@ -139,8 +119,7 @@ def evaluate(model: AcousticModel, split: Split, feat_cfg: FeatureConfig, vocab:
         for batch in make_batches(lengths, batch_frames, np.random.default_rng(0)):
             x, xl, y, yl = collate([fs.get(i) for i in batch], [split.targets[i] for i in batch],
                                    model.config.stack, mean, std)
-            h, c = model.initial_state(len(batch))
-            lp, _, _ = model(torch.from_numpy(x).to(device), h.to(device), c.to(device))
+            lp = model(torch.from_numpy(x).to(device))
             loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y), torch.from_numpy(xl),
                                                 torch.from_numpy(yl), blank=vocab.blank_id, reduction="sum",
                                                 zero_infinity=True)
@@ -153,8 +132,69 @@ def evaluate(model: AcousticModel, split: Split, feat_cfg: FeatureConfig, vocab:
     return {"loss": loss_sum / max(1, n), "wer": errors.wer, "cer": errors.cer}
 
 
+@dataclass
+class Run:
+    """One training run between its set-up and its end: what the epochs share."""
+
+    cfg: TrainConfig
+    out_dir: str
+    device: torch.device
+    vocab: Vocabulary
+    feat_cfg: FeatureConfig
+    model: StreamingModel
+    wrapped: torch.nn.Module  # the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    train_split: Split
+    dev_split: Split
+    meta: dict  # the run's description, in every checkpoint
+    batch_frames: int
+    augmenter: WaveAugmenter
+    frontend: FeatureExtractor  # un-normalised features of augmented audio
+    start_epoch: int = 0
+    start_batch: int = 0
+    best: dict = field(default_factory=lambda: {"wer": float("inf")})
+    history: list = field(default_factory=list)
+    board: object = None
+    last_save: float = 0.0
+
+    @property
+    def state_path(self) -> str:
+        return os.path.join(self.out_dir, "last.pt")
+
+    def training_state(self, epoch: int, batch: int, dev: dict | None = None) -> dict:
+        return ckpt.training_state(self.meta, self.model, self.opt, self.sched, epoch, batch, self.best, dev)
+
+    def features(self, i: int, speed: float, rng: np.random.Generator) -> np.ndarray:
+        """Utterance i's features at this speed: cached, or computed from augmented audio."""
+        a, split = self.cfg.augment, self.train_split
+        if not self.augmenter.wants(rng, a):
+            return split.feats[speed].get(i)
+        rate = self.feat_cfg.sample_rate
+        samples = speed_perturb(read_audio(split.utts[i].audio, rate), speed, rate)
+        self.frontend.reset()
+        return self.frontend.accept(self.augmenter(samples, rng, a))
+
+
 def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cfg: TrainConfig,
           resume: bool = False, cache_dir: str | None = None, device: str | None = None) -> dict:
+    run = setup(train_manifests, dev_manifests, out_dir, cfg, resume, cache_dir, device)
+    for epoch in range(run.start_epoch, cfg.epochs):
+        stats = train_epoch(run, epoch)
+        if _rank() == 0:
+            validate_and_save(run, epoch, stats)
+    result = {"best": run.best, "history": run.history, "state_dict": run.model.state_dict()}
+    if _rank() == 0 and cfg.average_last > 1:
+        result["averaged"] = average_epochs(run, cfg.epochs, cfg.average_last)
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
+def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cfg: TrainConfig, resume: bool,
+          cache_dir: str | None, device: str | None) -> Run:
+    """DDP, the model (from init, or resumed), the data and its statistics, the optimiser and schedule.
+    Everything that can refuse the run does so first, in seconds, not after hours of feature extraction."""
     if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
         # Long timeout: the other ranks wait while rank 0 computes the feature caches.
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", timeout=timedelta(hours=3))
@@ -170,16 +210,15 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     init = load_init(cfg.init) if cfg.init else None
     if init:
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
-
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
 
-    # Everything that can refuse the run does so now, in seconds, not after hours of feature extraction.
     torch.manual_seed(cfg.seed)
-    model = AcousticModel(cfg.model).to(device)
+    model = build_model(cfg.model).to(device)
     if init:
         ckpt.load_weights(model, init["model"], cfg.init)
     state_path = os.path.join(out_dir, "last.pt")
-    resumed = _load_resume_state(state_path, model, cfg, device) if resume and os.path.exists(state_path) else None
+    resumed = (ckpt.load_training_state(state_path, model, cfg.lr, device)
+               if resume and os.path.exists(state_path) else None)
     train_chosen = select(train_manifests, cfg, feat_cfg, vocab, role="training")
     dev_chosen = select(dev_manifests, cfg, feat_cfg, vocab, limits=False, role="dev")
 
@@ -197,17 +236,16 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     feat_cfg.mean, feat_cfg.std = mean.tolist(), std.tolist()
     _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
          f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
-
     if init:
         _log(f"weights from {cfg.init} (epoch {init.get('epoch')})")
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
+
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.is_initialized() else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     batch_frames = int(cfg.batch_seconds * feat_cfg.sample_rate / feat_cfg.hop_length)
     steps_per_epoch = len(epoch_plan(train_split, cfg, 0, batch_frames))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps_per_epoch * cfg.epochs))
-
     meta = {
         "train_config": cfg.to_dict(),
         "feature_config": feat_cfg.to_dict(),
@@ -217,116 +255,101 @@ def train(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
                  "train_utterances": len(train_split.utts), "dev": dev_manifests},
         "parameters": n_params,
     }
-    start_epoch, start_batch, best = 0, 0, {"wer": float("inf")}
+    run = Run(cfg, out_dir, device, vocab, feat_cfg, model, wrapped, opt, sched, train_split, dev_split, meta,
+              batch_frames, WaveAugmenter(cfg.augment.noise_dir, cfg.augment.rir_dir, feat_cfg.sample_rate),
+              FeatureExtractor(feat_cfg, normalize=False), board=_tensorboard(out_dir))
     if resumed:
-        ck = resumed
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch, start_batch, best = ck["epoch"], ck["batch"], ck.get("best", best)
-        _log(f"resumed from {state_path} at epoch {start_epoch + 1}, batch {start_batch}")
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        run.start_epoch, run.start_batch = resumed["epoch"], resumed["batch"]
+        run.best = resumed.get("best", run.best)
+        _log(f"resumed from {state_path} at epoch {run.start_epoch + 1}, batch {run.start_batch}")
+    run.last_save = time.monotonic()
+    return run
 
-    def checkpoint(epoch: int, batch: int, extra: dict | None = None) -> dict:
-        return {**meta, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "epoch": epoch, "batch": batch, "best": best, **(extra or {})}
 
-    metrics_path = os.path.join(out_dir, "metrics.csv")
-    board = _tensorboard(out_dir)
-    last_save = time.monotonic()
-    history = []
-    mean_np, std_np = np.asarray(mean), np.asarray(std)
-    augmenter = WaveAugmenter(cfg.augment.noise_dir, cfg.augment.rir_dir, feat_cfg.sample_rate)
-    raw_frontend = FeatureExtractor(feat_cfg, normalize=False)
-
-    def features(i: int, speed: float, rng: np.random.Generator) -> np.ndarray:
-        if not augmenter.wants(rng, cfg.augment):
-            return train_split.feats[speed].get(i)
-        samples = speed_perturb(read_audio(train_split.utts[i].audio, feat_cfg.sample_rate), speed,
-                               feat_cfg.sample_rate)
-        raw_frontend.reset()
-        return raw_frontend.accept(augmenter(samples, rng, cfg.augment))
-    for epoch in range(start_epoch, cfg.epochs):
-        plan = epoch_plan(train_split, cfg, epoch, batch_frames)
-        bar = _bar(plan, epoch, cfg.epochs, start_batch)
-        t0, audio_s, loss_sum, loss_n, skipped = time.monotonic(), 0.0, 0.0, 0, 0
-        for b in range(start_batch, len(plan)):
-            items = plan[b]
-            # Every batch seeds its own RNGs, so a resumed run replays exactly what it would have done.
-            rng = np.random.default_rng([cfg.seed, epoch, b, _rank()])
-            torch.manual_seed(hash((cfg.seed, epoch, b, _rank())) & 0x7FFFFFFF)
-            x, xl, y, yl = collate([features(i, s, rng) for i, s in items],
-                                   [train_split.targets[i] for i, _ in items], cfg.model.stack, mean_np, std_np,
-                                   rng, cfg.augment)
-            h, c = model.initial_state(len(items))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                lp, _, _ = wrapped(torch.from_numpy(x).to(device), h.to(device), c.to(device))
-            loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y).to(device),
-                                                torch.from_numpy(xl).to(device), torch.from_numpy(yl).to(device),
-                                                blank=vocab.blank_id, reduction="sum", zero_infinity=True) / len(items)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if torch.isfinite(loss) and torch.isfinite(grad_norm):
-                opt.step()
-                loss_sum += loss.item()
-                loss_n += 1
-            else:
-                skipped += 1
-                _log(f"epoch {epoch + 1} batch {b}: non-finite loss or gradient, batch skipped")
-            sched.step()
-            audio_s += float(xl.sum()) * cfg.model.stack * feat_cfg.hop_length / feat_cfg.sample_rate
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.3f}", lr=f"{sched.get_last_lr()[0]:.2e}",
-                                audio_per_s=f"{audio_s / max(1e-9, time.monotonic() - t0):.0f}")
-            if _rank() == 0 and time.monotonic() - last_save > cfg.checkpoint_minutes * 60:
-                save_atomic(checkpoint(epoch, b + 1), state_path)
-                last_save = time.monotonic()
+def train_epoch(run: Run, epoch: int) -> dict:
+    """One pass over this rank's batches of the epoch (from run.start_batch when resuming), saving the
+    training state every checkpoint_minutes; the epoch's training figures."""
+    cfg, device, model = run.cfg, run.device, run.model
+    mean, std = np.asarray(run.feat_cfg.mean), np.asarray(run.feat_cfg.std)
+    plan = epoch_plan(run.train_split, cfg, epoch, run.batch_frames)
+    bar = _bar(plan, epoch, cfg.epochs, run.start_batch)
+    t0, audio_s, loss_sum, loss_n, skipped = time.monotonic(), 0.0, 0.0, 0, 0
+    for b in range(run.start_batch, len(plan)):
+        items = plan[b]
+        # Every batch seeds its own RNGs, so a resumed run replays exactly what it would have done.
+        rng = np.random.default_rng([cfg.seed, epoch, b, _rank()])
+        torch.manual_seed(hash((cfg.seed, epoch, b, _rank())) & 0x7FFFFFFF)
+        x, xl, y, yl = collate([run.features(i, s, rng) for i, s in items],
+                               [run.train_split.targets[i] for i, _ in items], cfg.model.stack, mean, std,
+                               rng, cfg.augment)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            lp = run.wrapped(torch.from_numpy(x).to(device))
+        loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y).to(device),
+                                            torch.from_numpy(xl).to(device), torch.from_numpy(yl).to(device),
+                                            blank=run.vocab.blank_id, reduction="sum", zero_infinity=True) / len(items)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if torch.isfinite(loss) and torch.isfinite(grad_norm):
+            run.opt.step()
+            loss_sum += loss.item()
+            loss_n += 1
+        else:
+            skipped += 1
+            _log(f"epoch {epoch + 1} batch {b}: non-finite loss or gradient, batch skipped")
+        run.sched.step()
+        audio_s += float(xl.sum()) * cfg.model.stack * run.feat_cfg.hop_length / run.feat_cfg.sample_rate
         if bar is not None:
-            bar.close()
-        start_batch = 0
-        elapsed = time.monotonic() - t0
-        if _rank() == 0:
-            dev = evaluate(model, dev_split, feat_cfg, vocab, device)
-            row = {"epoch": epoch + 1, "train_loss": round(loss_sum / max(1, loss_n), 4),
-                   "dev_loss": round(dev["loss"], 4), "dev_wer": round(dev["wer"], 4), "dev_cer": round(dev["cer"], 4),
-                   "lr": sched.get_last_lr()[0], "audio_per_second": round(audio_s / max(1e-9, elapsed), 1),
-                   "skipped_batches": skipped, "seconds": round(elapsed, 1)}
-            history.append(row)
-            _log(" ".join(f"{k}={v}" for k, v in row.items()))
-            _append_csv(metrics_path, row)
-            if board is not None:
-                for k, v in row.items():
-                    if k != "epoch":
-                        board.add_scalar(k, v, epoch + 1)
-                board.flush()
-            if dev["wer"] < best["wer"]:
-                best = {"wer": dev["wer"], "cer": dev["cer"], "epoch": epoch + 1}
-                save_atomic(checkpoint(epoch + 1, 0, {"dev": dev}), os.path.join(out_dir, "best.pt"))
-            save_atomic({**meta, "model": model.state_dict(), "epoch": epoch + 1, "dev": dev},
-                        os.path.join(out_dir, f"epoch-{epoch + 1}.pt"))
-            save_atomic(checkpoint(epoch + 1, 0), state_path)
-            last_save = time.monotonic()
-    result = {"best": best, "history": history, "state_dict": model.state_dict()}
-    if _rank() == 0 and cfg.average_last > 1:
-        result["averaged"] = average_epochs(out_dir, cfg.epochs, cfg.average_last, model, dev_split, feat_cfg, vocab,
-                                            device)
-    if dist.is_initialized():
-        dist.barrier()
-    return result
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.3f}", lr=f"{run.sched.get_last_lr()[0]:.2e}",
+                            audio_per_s=f"{audio_s / max(1e-9, time.monotonic() - t0):.0f}")
+        if _rank() == 0 and time.monotonic() - run.last_save > cfg.checkpoint_minutes * 60:
+            ckpt.save(run.training_state(epoch, b + 1), run.state_path)
+            run.last_save = time.monotonic()
+    if bar is not None:
+        bar.close()
+    run.start_batch = 0
+    return {"train_loss": loss_sum / max(1, loss_n), "audio_seconds": audio_s, "skipped_batches": skipped,
+            "seconds": time.monotonic() - t0}
 
 
-def average_epochs(out_dir: str, last_epoch: int, n: int, model, dev_split, feat_cfg, vocab, device) -> dict | None:
+def validate_and_save(run: Run, epoch: int, stats: dict) -> None:
+    """After epoch (0-based) on rank 0: dev scores, the metrics row, and the best, epoch and resume checkpoints."""
+    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device)
+    elapsed = stats["seconds"]
+    row = {"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 4),
+           "dev_loss": round(dev["loss"], 4), "dev_wer": round(dev["wer"], 4), "dev_cer": round(dev["cer"], 4),
+           "lr": run.sched.get_last_lr()[0], "audio_per_second": round(stats["audio_seconds"] / max(1e-9, elapsed), 1),
+           "skipped_batches": stats["skipped_batches"], "seconds": round(elapsed, 1)}
+    run.history.append(row)
+    _log(" ".join(f"{k}={v}" for k, v in row.items()))
+    _append_csv(os.path.join(run.out_dir, "metrics.csv"), row)
+    if run.board is not None:
+        for k, v in row.items():
+            if k != "epoch":
+                run.board.add_scalar(k, v, epoch + 1)
+        run.board.flush()
+    if dev["wer"] < run.best["wer"]:
+        run.best = {"wer": dev["wer"], "cer": dev["cer"], "epoch": epoch + 1}
+        ckpt.save(run.training_state(epoch + 1, 0, dev), os.path.join(run.out_dir, "best.pt"))
+    ckpt.save(ckpt.weights(run.meta, run.model.state_dict(), epoch + 1, dev),
+              os.path.join(run.out_dir, f"epoch-{epoch + 1}.pt"))
+    ckpt.save(run.training_state(epoch + 1, 0), run.state_path)
+    run.last_save = time.monotonic()
+
+
+def average_epochs(run: Run, last_epoch: int, n: int) -> dict | None:
     """Average the weights of the last n epoch checkpoints into averaged.pt and validate it."""
-    paths = [os.path.join(out_dir, f"epoch-{e}.pt") for e in range(last_epoch - n + 1, last_epoch + 1)]
+    paths = [os.path.join(run.out_dir, f"epoch-{e}.pt") for e in range(last_epoch - n + 1, last_epoch + 1)]
     paths = [p for p in paths if os.path.exists(p)]
     if len(paths) < 2:
         return None
-    cks = [ckpt.load(p) for p in paths]
-    avg = {k: sum(ck["model"][k].float() for ck in cks) / len(cks) for k in cks[-1]["model"]}
-    model.load_state_dict(avg)
-    dev = evaluate(model, dev_split, feat_cfg, vocab, device)
-    save_atomic({**{k: v for k, v in cks[-1].items() if k != "model"}, "model": avg, "dev": dev,
-                 "averaged_from": [os.path.basename(p) for p in paths]}, os.path.join(out_dir, "averaged.pt"))
+    averaged = ckpt.average(paths)
+    run.model.load_state_dict(averaged["model"])
+    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device)
+    ckpt.save({**averaged, "dev": dev}, os.path.join(run.out_dir, "averaged.pt"))
     _log(f"averaged {len(paths)} checkpoints: dev wer={dev['wer']:.4f} cer={dev['cer']:.4f}")
     return dev
 
