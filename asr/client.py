@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RATE = 16000  # what the client sends
-BLOCK_SECONDS = 0.02  # real time: a block as a microphone would deliver it
+from .capture import BLOCK_SECONDS, RATE  # real time: blocks as a microphone delivers them
 FAST_BLOCK_SECONDS = 0.5  # --fast: larger blocks, sent as fast as the server takes them
 
 

@@ -107,7 +107,7 @@ def _delay_model(path, info, lookahead: int, declared: int | None = None, seed: 
     """A tiny ONNX model built here: log_softmax(stacked features @ W), each step's output delayed by `lookahead`
     steps through a state buffer "past" [N, L, V] (batch axis 0); without lookahead it has no state at all.
     `declared` is the lookahead its metadata claims (default: the true one)."""
-    import onnx
+    onnx = pytest.importorskip("onnx")  # builds the graph; not part of a runtime-only install
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(seed)

@@ -17,6 +17,8 @@ import zipfile
 
 import torch
 
+from asr.atomic import atomic_write
+
 # What every checkpoint written by `asr train` carries; resuming needs the training state too.
 MODEL_KEYS = ("model", "train_config", "feature_config", "vocab", "blank_id")
 RESUME_KEYS = MODEL_KEYS + ("optimizer", "scheduler", "epoch", "batch")
@@ -40,10 +42,9 @@ def training_state(meta: dict, model: torch.nn.Module, optimizer, scheduler, epo
 
 
 def save(obj: dict, path: str) -> None:
-    """torch.save to a per-process temporary name, then rename: a crash never leaves half a checkpoint."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save to a unique temporary name, then rename: a crash never leaves half a checkpoint."""
+    with atomic_write(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def load(path: str, map_location="cpu", required: tuple[str, ...] = MODEL_KEYS) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asr import manifest
+from asr.atomic import atomic_write
 from asr.audio import read_audio
 from asr.features import FeatureConfig, FeatureExtractor, normalize
 from asr.vocab import Vocabulary, normalize_text
@@ -134,11 +135,10 @@ def cached_features(paths: list[str], cfg: FeatureConfig, speed: float, cache_di
         return FeatureSet(np.load(stem + ".frames.npy", mmap_mode="r"), np.load(stem + ".offsets.npy"))
     fs = compute_features(paths, cfg, speed, workers, progress=f"features x{speed}")
     os.makedirs(cache_dir, exist_ok=True)
-    # Per-process temporary names: two runs may share a cache directory and fill it at the same time.
+    # Unique temporary names: two runs may share a cache directory and fill it at the same time.
     for part, array in (("frames", fs.frames), ("offsets", fs.offsets)):  # offsets last: marks the cache complete
-        tmp = f"{stem}.{part}.tmp{os.getpid()}.npy"
-        np.save(tmp, array)
-        os.replace(tmp, f"{stem}.{part}.npy")
+        with atomic_write(f"{stem}.{part}.npy", "wb") as f:  # a file object: np.save adds no suffix to it
+            np.save(f, array)
     return fs
 
 
