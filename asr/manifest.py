@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 
@@ -25,5 +26,9 @@ def read_manifest(path: str) -> list[dict]:
                 raise ValueError(f"{path}:{n}: bad manifest line ({e})") from None
             if not isinstance(d.get("text"), str):
                 raise ValueError(f"{path}:{n}: bad manifest line (\"text\" must be a string, got {d.get('text')!r:.40})")
+            seconds = d.get("duration", 0.0)
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+                raise ValueError(f"{path}:{n}: bad manifest line (\"duration\" must be a number of seconds, "
+                                 f"got {seconds!r:.40})")
             items.append(d)
     return items

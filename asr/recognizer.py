@@ -63,10 +63,14 @@ class Recognizer:
              **options) -> "Recognizer":
         """options: fields of DecodingConfig overriding decoding's, e.g. lm= a language model file (ARPA, .npz or
         KenLM binary), True (the default) for the bundled LM when the model is the bundled one, or None/False for
-        none; an LM implies beam search."""
+        none; an LM implies beam search. beam= a BeamConfig asks for beam search with it (None: the default)."""
         path = path or default_model_path()
         if not os.path.exists(path):
             raise ModelError(f"{path}: model file not found")
+        if options.get("beam", False) is None:
+            del options["beam"]
+        elif "beam" in options:
+            options.setdefault("beam_search", True)
         decoding = replace(decoding or DecodingConfig(), **options)
         return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, decoding)
 

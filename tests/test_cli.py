@@ -193,7 +193,8 @@ def test_an_unusable_lm_is_named_in_one_line(tmp_path, content, suffix):
 
 @pytest.mark.parametrize("line, reason", [
     (b'{"audio": "a.wav", "text": null}', '"text" must be a string'), (b'{"audio": "a.wav", "text": 42}', "must be a string"),
-    (b'{"audio": "a.wav", "text": "caf\xe9"}', "not UTF-8"),
+    (b'{"audio": "a.wav", "text": "caf\xe9"}', "not UTF-8"), (b'{"audio": "a.wav", "text": "a", "duration": "long"}', '"duration" must be'),
+    (b'{"audio": "a.wav", "text": "a", "duration": -1}', '"duration" must be'),
 ])
 def test_bad_manifest_lines_are_named(tmp_path, line, reason):
     m = tmp_path / "m.jsonl"

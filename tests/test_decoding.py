@@ -112,3 +112,14 @@ def test_command_line_defaults_are_the_dataclass_defaults():
     args = build_parser().parse_args(["transcribe", "x.wav", "--beam", "4", "--no-lm", "--hotword", "rob:3"])
     cfg = _decoding_config(args)
     assert (cfg.lm, cfg.beam_search, cfg.beam.beam, cfg.beam.hotwords) == (False, True, 4, {"rob": 3.0})
+
+
+def test_load_keeps_its_beam_argument(any_model):
+    """Recognizer.load(beam=BeamConfig(...)) asks for beam search with it; beam=None is the default decoding."""
+    from asr.beam import BeamConfig, BeamDecoder
+    from asr.decoding import GreedyDecoder
+    from asr.recognizer import Recognizer
+
+    assert isinstance(Recognizer.load(any_model, device="cpu", lm=None, beam=None).stream().decoder, GreedyDecoder)
+    d = Recognizer.load(any_model, device="cpu", lm=None, beam=BeamConfig(beam=4)).stream().decoder
+    assert isinstance(d, BeamDecoder) and d.cfg.beam == 4
