@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import glob
-import multiprocessing
 import os
 import signal
 import sys
@@ -375,7 +374,7 @@ def _result(future, item: Input) -> Outcome | None:
 
 def _abandon(pool: ProcessPoolExecutor) -> None:
     """Stop the workers now; each finishes the outputs it is writing (never leaving a temporary file) and exits."""
-    workers = multiprocessing.active_children()  # the pool's processes: a batch starts no others
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # the pool's own, not the caller's others
     for p in workers:
         p.terminate()
     deadline = time.monotonic() + 5

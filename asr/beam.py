@@ -226,8 +226,6 @@ def parse_hotwords(items: list[str], default_bonus: float = DEFAULT_HOTWORD_BONU
     out = {}
     for item in items:
         item = item.strip()
-        if not item or item.startswith("#"):
-            continue
         if len(out) >= MAX_HOTWORDS:
             raise ValueError(f"more than {MAX_HOTWORDS} hotwords")
         word, sep, bonus = item.rpartition(":")

@@ -52,9 +52,10 @@ def _read_hotwords_file(path: str, limit: int = 1 << 20) -> list[str]:
     if len(data) > limit:
         raise ValueError(f"{path}: hotwords file over {limit >> 20} MB")
     try:
-        return data.decode("utf-8").splitlines()
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not UTF-8 text") from None
+    return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]  # blanks, comments
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
@@ -85,7 +86,8 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"boost a word (repeatable; default bonus {DEFAULT_HOTWORD_BONUS:g}, tuned on a hotword test)")
     d.add_argument("--hotwords-file", metavar="FILE", help="hotwords, one WORD[:BONUS] per line")
     d.add_argument("--open-vocabulary", action="store_true",
-                   help="with --lm, let the beam spell words the LM does not list (default: only its words and hotwords)")
+                   help="with an LM (the default with the bundled model), let the beam spell words it does not "
+                   "list (default: only its words and hotwords)")
 
 
 def cmd_transcribe(args) -> int:
@@ -94,7 +96,6 @@ def cmd_transcribe(args) -> int:
     from .batch import expand_inputs, run_batch
     from .writers import FORMATS
 
-    recognizer = _load_recognizer(args)  # fails fast, once, on a bad model or options
     formats = list(FORMATS) if args.format == "all" else [args.format]
     if args.format == "all" and not args.output_dir:
         _fail("--format all needs --output-dir")
@@ -102,6 +103,7 @@ def cmd_transcribe(args) -> int:
     if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
         _fail(f"--output-dir {args.output_dir}: exists and is not a folder")
         return 2
+    recognizer = _load_recognizer(args)  # fails fast, once, on a bad model or options
     inputs = expand_inputs(args.files)
     if not inputs:
         _fail("no audio files found in " + " ".join(args.files))

@@ -52,12 +52,11 @@ class DecodingConfig:
 def make_decoder(config: DecodingConfig, vocab: Vocabulary, lm=None, hotwords: dict[str, float] | None = None,
                  use_lm: bool = True) -> Decoder:
     """The decoder for one stream. lm: the loaded LanguageModel (config.lm resolved), or None; hotwords: the
-    stream's own, added to the configured ones; use_lm=False leaves the LM out, which means greedy decoding
-    unless the stream has hotwords of its own (what `asr client --no-lm` asks for)."""
-    if lm is not None and not use_lm:
-        lm, beam = None, bool(hotwords)
-    else:
-        beam = bool(hotwords or config.beam_search or lm is not None or config.beam.hotwords)
+    stream's own, added to the configured ones; use_lm=False leaves the LM out (what `asr client --no-lm` asks
+    for), which means greedy decoding unless beam search or hotwords are configured."""
+    if not use_lm:
+        lm = None
+    beam = bool(hotwords or config.beam_search or lm is not None or config.beam.hotwords)
     if not beam:
         return GreedyDecoder(vocab)
     cfg = replace(config.beam, hotwords={**config.beam.hotwords, **hotwords}) if hotwords else config.beam

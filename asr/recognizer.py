@@ -9,6 +9,7 @@ from importlib.resources import files
 
 import numpy as np
 
+from .beam import BeamConfig
 from .decoders import DecodingConfig, make_decoder
 from .decoding import tokens_to_words
 from .endpoint import EndpointConfig
@@ -60,18 +61,18 @@ class Recognizer:
     @classmethod
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
              endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None,
-             **options) -> "Recognizer":
-        """options: fields of DecodingConfig overriding decoding's, e.g. lm= a language model file (ARPA, .npz or
-        KenLM binary), True (the default) for the bundled LM when the model is the bundled one, or None/False for
-        none; an LM implies beam search. beam= a BeamConfig asks for beam search with it (None: the default)."""
+             lm=..., beam: BeamConfig | None = None) -> "Recognizer":
+        """lm: a language model file (ARPA, .npz or KenLM binary), True for the bundled LM when the model is the
+        bundled one (DecodingConfig's default), or None/False for none; an LM implies beam search. beam: a
+        BeamConfig asks for beam search with it. Given, both override `decoding`'s fields."""
         path = path or default_model_path()
         if not os.path.exists(path):
             raise ModelError(f"{path}: model file not found")
-        if options.get("beam", False) is None:
-            del options["beam"]
-        elif "beam" in options:
-            options.setdefault("beam_search", True)
-        decoding = replace(decoding or DecodingConfig(), **options)
+        decoding = decoding or DecodingConfig()
+        if lm is not ...:
+            decoding = replace(decoding, lm=lm)
+        if beam is not None:
+            decoding = replace(decoding, beam=beam, beam_search=True)
         return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, decoding)
 
     @property

@@ -416,7 +416,7 @@ class Server:
                 await s.ws.send('{"type": "eof"}')
                 return
             if isinstance(item, _Error):
-                await s.ws.send(json.dumps({"type": "error", "error": str(item)}))
+                await s.ws.send(json.dumps({"type": "error", "error": _one_line(str(item))}))
                 await s.ws.close(1011, "internal error")
                 return
             await s.ws.send(item)
@@ -540,13 +540,17 @@ def _counted_connection(server: Server):
     return CountedConnection
 
 
+def _one_line(message: str) -> str:
+    """Error replies quote client input and library messages: one line, at most MAX_ERROR_CHARS."""
+    message = " ".join(message.splitlines())
+    return message if len(message) <= MAX_ERROR_CHARS else message[: MAX_ERROR_CHARS - 3] + "..."
+
+
 async def _reject(ws, message: str, code: int) -> None:
     """Send {"type": "error"} (unless only a close is due) and close; the client may already be gone."""
     from websockets.exceptions import ConnectionClosed
 
-    message = " ".join(message.splitlines())
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[: MAX_ERROR_CHARS - 3] + "..."
+    message = _one_line(message)
     try:
         if code != 1000:
             await ws.send(json.dumps({"type": "error", "error": message}))

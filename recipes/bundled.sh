@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces assets/en-lstm-ctc.onnx and assets/en-3gram.arpa from ../shared/data:
+# Reproduces assets/en-lstm-ctc.onnx and assets/en-books-4gram.npz from ../shared/data:
 #   stage 1  recipes/bundled.toml          from scratch
 #   stage 2  recipes/bundled-stage2.toml   warm restart from stage 1's best epoch, lighter regularisation
 #   stage 3  recipes/bundled-stage3.toml   one more epoch from stage 2's best, twice in parallel: real data
@@ -75,9 +75,8 @@ $ASR export "$best" -o "$OUT" --accuracy "${best%.pt}.dev.json"
 $ASR export "$best" -o "${OUT%.onnx}-int8.onnx" --int8 --check "$DATA/dev.jsonl"
 echo "shipped $best (dev WER $best_wer) as $OUT" | tee -a runs/candidates.txt
 
-# Language model: the sentence corpus plus the training transcripts (never dev text).
-.venv/bin/python -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" \
-  "$DATA/train.jsonl" > runs/train-text.txt
-$ASR lm build "$DATA/text/sentences.txt" runs/train-text.txt -o assets/en-3gram.arpa
-.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-3gram.arpa "$DATA/dev.jsonl" --weights 0.3,0.5,0.6,0.7,0.8 \
-  --bonuses 0,1,2 | tee runs/lm-tuning.jsonl
+# Language model: the books, the sentence corpus and the training transcripts counted 10 times (never dev text).
+$ASR lm build "$DATA/text/books/books.txt.xz" "$DATA/text/sentences.txt" "$DATA/train.jsonl@10" \
+  --exclude "$DATA/dev.jsonl" --order 4 --vocab 50000 --max-ngrams 10000000 -o assets/en-books-4gram.npz
+.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-books-4gram.npz "$DATA/dev.jsonl" --weights 0.4,0.5,0.6 \
+  --bonuses 0.5,1,2 --beams 32 | tee runs/lm-tuning.jsonl

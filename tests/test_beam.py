@@ -93,7 +93,10 @@ def test_streaming_beam_equals_offline(lm):
 
 
 def test_parse_hotwords():
-    assert parse_hotwords(["Kubernetes:7.5", "onnx", "# comment", ""]) == {"kubernetes": 7.5, "onnx": 8.0}
+    assert parse_hotwords(["Kubernetes:7.5", "onnx"]) == {"kubernetes": 7.5, "onnx": 8.0}
+    for empty in ("", "  ", ":5"):  # blank lines and comments are skipped in files, not on the command line
+        with pytest.raises(ValueError, match="has no word"):
+            parse_hotwords([empty])
     with pytest.raises(ValueError, match="bonus must be a number"):
         parse_hotwords(["x:y"])
 

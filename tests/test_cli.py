@@ -241,3 +241,12 @@ def test_output_dir_that_is_a_file_and_empty_hotwords_are_usage_errors(tmp_path)
     assert r.returncode == 2 and "exists and is not a folder" in r.stderr and taken.read_text() == "mine"
     r = run_asr("transcribe", "x.wav", "--hotword", ":5")
     assert r.returncode == 1 and "has no word" in r.stderr
+
+
+def test_hotwords_file_skips_blank_lines_and_comments(tmp_path):
+    f = tmp_path / "hot.txt"
+    f.write_text("# names\n\nokafor:6\n  \n")
+    from asr.cli import _read_hotwords_file
+
+    assert _read_hotwords_file(str(f)) == ["okafor:6"]
+    assert run_asr("transcribe", "x.wav", "--hotword", "").returncode == 1  # an empty one on the command line
