@@ -30,14 +30,22 @@ class LanguageModel:
         self.words = frozenset(words)
         self._sorted = sorted(self.words)
         self._cache: dict = {}
+        self._prefixes: dict[str, bool] = {}
 
     def is_word(self, word: str) -> bool:
         return word in self.words
 
     def is_prefix(self, text: str) -> bool:
-        """Whether some word of the vocabulary starts with text (a binary search: no table of prefixes)."""
-        i = bisect.bisect_left(self._sorted, text)
-        return i < len(self._sorted) and self._sorted[i].startswith(text)
+        """Whether some word of the vocabulary starts with text (a binary search: no table of prefixes; the answers
+        the beam asks for again and again, the words in progress, are remembered, boundedly)."""
+        hit = self._prefixes.get(text)
+        if hit is None:
+            i = bisect.bisect_left(self._sorted, text)
+            hit = i < len(self._sorted) and self._sorted[i].startswith(text)
+            if len(self._prefixes) > 200_000:
+                self._prefixes.clear()
+            self._prefixes[text] = hit
+        return hit
 
     def begin(self):
         return self.model.begin()
