@@ -6,7 +6,7 @@
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Recognizer": "recognizer", "Stream": "recognizer", "BUNDLED_LM": "recognizer",
+    "Recognizer": "recognizer", "Stream": "recognizer", "default_lm_path": "recognizer",
     "Result": "results", "Word": "results", "Token": "results", "DecodingConfig": "decoders",
     "BeamConfig": "beam", "EndpointConfig": "endpoint", "FeatureConfig": "features",
     "AudioError": "audio", "ModelError": "model",

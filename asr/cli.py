@@ -70,12 +70,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"reset after this much audio with nothing recognised (default {ep.silence_without_speech:g})")
     p.add_argument("--max-segment", type=positive_float, default=ep.max_segment, metavar="S",
                    help=f"longest segment (default {ep.max_segment:g})")
-    d = p.add_argument_group("decoding (the bundled model decodes with its LM by default: beam search over the LM's "
-                             "words; other models: greedy unless --beam, --lm or a hotword is given)")
+    d = p.add_argument_group("decoding (the bundled model decodes with the book LM once scripts/build_lm.sh has built "
+                             "it, $ASR_LM or ~/.cache/asr/: beam search over the LM's words; otherwise, and for other "
+                             "models, greedy unless --beam, --lm or a hotword is given)")
     d.add_argument("--beam", type=int_at_least(0, 1024), default=0, help=f"beam search with this many hypotheses (default {BeamConfig.beam} when on)")
     d.add_argument("--lm", help="word n-gram language model (ARPA, asr's .npz, or KenLM binary with the kenlm module)")
     d.add_argument("--no-lm", action="store_true",
-                   help="leave the bundled LM out: greedy decoding, fastest, but it spells non-words")
+                   help="leave the book LM out: greedy decoding, fastest, but it spells non-words")
     d.add_argument("--lm-weight", type=non_negative_float, default=BeamConfig.lm_weight,
                    help=f"language model weight (default {BeamConfig.lm_weight}, tuned on dev)")
     d.add_argument("--word-bonus", type=number(), default=BeamConfig.word_bonus,
@@ -316,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--server-threads", type=int_at_least(0, 256), default=1, metavar="N",
                     help="onnxruntime threads of the server (default 1; 0: all cores)")
     bn.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu", help="the server's device (default cpu)")
-    bn.add_argument("--no-lm", action="store_true", help="measure greedy decoding instead of the bundled LM")
+    bn.add_argument("--no-lm", action="store_true", help="measure greedy decoding instead of the book LM")
     bn.set_defaults(func=cmd_bench)
 
     lm = sub.add_parser("lm", help="language model tools").add_subparsers(dest="lm_command", required=True,

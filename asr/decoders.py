@@ -44,7 +44,7 @@ class Decoder(Protocol):
 class DecodingConfig:
     """How a Recognizer decodes: greedy unless beam search is asked for, there is an LM, or there are hotwords."""
 
-    lm: str | bool | None = True  # a word LM file; True: the bundled LM when the model is the bundled one
+    lm: str | bool | None = True  # a word LM file; True: the book LM (when built) for the bundled model
     beam_search: bool = False  # beam search even without an LM or hotwords
     beam: BeamConfig = field(default_factory=BeamConfig)  # its settings, hotwords included
 

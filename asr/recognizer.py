@@ -23,20 +23,29 @@ from .vocab import Vocabulary
 ASSETS = str(files("asr.assets"))
 SAMPLES = os.path.join(ASSETS, "samples")
 BUNDLED_MODEL = os.path.join(ASSETS, "en-lstm-ctc.onnx")
-BUNDLED_LM = os.path.join(ASSETS, "en-books-4gram.npz")
+LM_NAME = "en-books-4gram.npz"
 
 
 def default_model_path() -> str:
     return os.environ.get("ASR_MODEL") or BUNDLED_MODEL
 
 
-def bundled_lm_for(model_path: str) -> str | None:
-    """The bundled LM when model_path is the bundled model (the LM's weights were tuned with it), else None."""
+def default_lm_path() -> str:
+    """Where the book LM is kept: $ASR_LM, else the user's cache. It is built from the text corpora
+    (scripts/build_lm.sh), not shipped: 26 MB of derived data stays out of the repository."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.environ.get("ASR_LM") or os.path.join(cache, "asr", LM_NAME)
+
+
+def default_lm_for(model_path: str) -> str | None:
+    """The book LM when model_path is the bundled model (the LM's weights were tuned with it) and the LM has
+    been built, else None (greedy decoding)."""
     try:
         same = os.path.samefile(model_path, BUNDLED_MODEL)
     except OSError:
         return None
-    return BUNDLED_LM if same and os.path.isfile(BUNDLED_LM) else None
+    lm = default_lm_path()
+    return lm if same and os.path.isfile(lm) else None
 
 
 class Recognizer:
@@ -50,7 +59,7 @@ class Recognizer:
         self.vocab = Vocabulary(self.info.vocab, self.info.blank_id)
         self.endpoint = endpoint or EndpointConfig()
         decoding = decoding or DecodingConfig()
-        lm = bundled_lm_for(model.path) if decoding.lm is True else decoding.lm or None
+        lm = default_lm_for(model.path) if decoding.lm is True else decoding.lm or None
         self.decoding = replace(decoding, lm=lm)
         self.lm = None
         if lm:
@@ -62,8 +71,8 @@ class Recognizer:
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
              endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None,
              lm=..., beam: BeamConfig | None = None) -> "Recognizer":
-        """lm: a language model file (ARPA, .npz or KenLM binary), True for the bundled LM when the model is the
-        bundled one (DecodingConfig's default), or None/False for none; an LM implies beam search. beam: a
+        """lm: a language model file (ARPA, .npz or KenLM binary), True for the book LM (when built) when the model
+        is the bundled one (DecodingConfig's default), or None/False for none; an LM implies beam search. beam: a
         BeamConfig asks for beam search with it. Given, both override `decoding`'s fields."""
         path = path or default_model_path()
         if not os.path.exists(path):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reproduces assets/en-lstm-ctc.onnx and assets/en-books-4gram.npz from ../shared/data:
+# Reproduces assets/en-lstm-ctc.onnx (and builds the book LM, scripts/build_lm.sh) from ../shared/data:
 #   stage 1  recipes/bundled.toml          from scratch
 #   stage 2  recipes/bundled-stage2.toml   warm restart from stage 1's best epoch, lighter regularisation
 #   stage 3  recipes/bundled-stage3.toml   one more epoch from stage 2's best, twice in parallel: real data
@@ -76,7 +76,7 @@ $ASR export "$best" -o "${OUT%.onnx}-int8.onnx" --int8 --check "$DATA/dev.jsonl"
 echo "shipped $best (dev WER $best_wer) as $OUT" | tee -a runs/candidates.txt
 
 # Language model: the books, the sentence corpus and the training transcripts counted 10 times (never dev text).
-$ASR lm build "$DATA/text/books/books.txt.xz" "$DATA/text/sentences.txt" "$DATA/train.jsonl@10" \
-  --exclude "$DATA/dev.jsonl" --order 4 --vocab 50000 --max-ngrams 10000000 -o assets/en-books-4gram.npz
-.venv/bin/python scripts/tune_lm.py "$OUT" assets/en-books-4gram.npz "$DATA/dev.jsonl" --weights 0.4,0.5,0.6 \
+DATA="$DATA" scripts/build_lm.sh
+LM=$(.venv/bin/python -c "from asr.recognizer import default_lm_path; print(default_lm_path())")
+.venv/bin/python scripts/tune_lm.py "$OUT" "$LM" "$DATA/dev.jsonl" --weights 0.4,0.5,0.6 \
   --bonuses 0.5,1,2 --beams 32 | tee runs/lm-tuning.jsonl

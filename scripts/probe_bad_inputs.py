@@ -46,10 +46,14 @@ import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from asr.recognizer import default_lm_path  # noqa: E402
+
 ASR = ROOT / ".venv" / "bin" / "asr"
 MODEL = ROOT / "assets" / "en-lstm-ctc.onnx"
 SAMPLE = ROOT / "assets" / "samples" / "harvard-slt.wav"
-BUNDLED_NPZ = ROOT / "assets" / "en-books-4gram.npz"
+BUNDLED_NPZ = Path(default_lm_path())  # the book LM, when scripts/build_lm.sh has built it
 TRACEBACK = "Traceback (most recent call last)"
 NOBODY = 65534
 

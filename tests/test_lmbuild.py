@@ -75,3 +75,30 @@ def test_a_damaged_compact_file_is_a_clear_error(tmp_path):
     np.savez(bad, meta=np.array('{"format": "other"}'))
     with pytest.raises(ValueError, match="not a readable asr n-gram model"):
         ngram.CompactModel(str(bad))
+
+
+def test_build_lm_script_writes_where_asr_looks(tmp_path, monkeypatch):
+    """scripts/build_lm.sh builds the book LM from a corpus folder into $ASR_LM, and asr then decodes with it."""
+    import json
+    import lzma
+    import os
+    import subprocess
+
+    from asr.lm import LanguageModel
+    from asr.recognizer import BUNDLED_MODEL, default_lm_for
+    from conftest import ROOT
+
+    data = tmp_path / "data"
+    (data / "text" / "books").mkdir(parents=True)
+    with lzma.open(data / "text" / "books" / "books.txt.xz", "wt") as f:
+        f.write("the birch canoe slid on the smooth planks\nglue the sheet to the dark blue background\n" * 5)
+    (data / "text" / "sentences.txt").write_text("it is easy to tell the depth of a well\n" * 5)
+    (data / "train.jsonl").write_text(json.dumps({"audio": "a.wav", "text": "rice is often served in round bowls"}) + "\n")
+    (data / "dev.jsonl").write_text(json.dumps({"audio": "b.wav", "text": "four hours of steady work faced us"}) + "\n")
+    out = tmp_path / "cache" / "book.npz"
+    env = {**os.environ, "DATA": str(data), "ASR_LM": str(out)}
+    r = subprocess.run([str(ROOT / "scripts" / "build_lm.sh")], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert LanguageModel(str(out)).is_word("canoe")
+    monkeypatch.setenv("ASR_LM", str(out))
+    assert default_lm_for(BUNDLED_MODEL) == str(out)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 PROBE = """
 import json, os, asr, asr.recognizer as r
 print(json.dumps({"asr": asr.__file__, "assets": r.ASSETS, "model": r.BUNDLED_MODEL,
-                  "lm": r.bundled_lm_for(r.BUNDLED_MODEL), "samples": sorted(os.listdir(r.SAMPLES))}))
+                  "lm": r.default_lm_for(r.BUNDLED_MODEL), "samples": sorted(os.listdir(r.SAMPLES))}))
 """
 
 
@@ -77,10 +77,9 @@ def wheel(source, tmp_path_factory):
 def test_wheel_ships_the_assets_and_not_tests_or_runs(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assets = ROOT / "assets"
-    wanted = {f"asr/assets/{p.relative_to(assets)}" for p in [*assets.glob("*.onnx"), *assets.glob("*.npz"),
-                                                                 *assets.glob("samples/*.wav"),
+    wanted = {f"asr/assets/{p.relative_to(assets)}" for p in [*assets.glob("*.onnx"), *assets.glob("samples/*.wav"),
                                                                  *assets.glob("samples/*.txt")]}
-    assert {"asr/assets/en-lstm-ctc.onnx", "asr/assets/en-books-4gram.npz"} <= wanted
+    assert "asr/assets/en-lstm-ctc.onnx" in wanted
     assert wanted <= names
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"asr", "training", "export"}, tops
@@ -93,8 +92,11 @@ def _check_install(python: Path, site_root: Path, cwd: Path) -> str:
     found = json.loads(r.stdout)
     assert Path(found["asr"]).is_relative_to(site_root), found["asr"]
     assert not Path(found["asr"]).is_relative_to(ROOT), found["asr"]
-    for key in ("assets", "model", "lm"):
+    for key in ("assets", "model"):
         assert found[key] and Path(found[key]).is_relative_to(site_root) and os.path.exists(found[key]), found
+    from asr.recognizer import BUNDLED_MODEL, default_lm_for
+
+    assert found["lm"] == default_lm_for(BUNDLED_MODEL), found  # the built LM (or none) is found the same way
     assert "harvard-awb.wav" in found["samples"] and "harvard-awb.txt" in found["samples"]
 
     exe = python.parent / "asr"
