@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from .atomic import atomic_write, remove_leftovers
 from .audio import MEDIA_EXTENSIONS, AudioError, collect_warnings, duration, find_audio
-from .messages import printable
+from .messages import first_line, printable
 from .writers import FORMATS, render
 
 
@@ -209,8 +209,8 @@ def transcribe_one(item: Input | str, formats: list[str], output_dir: str | None
 
 
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+    """messages.first_line with the exception's kind in front: an unexpected failure says what it was."""
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def run_batch(inputs: list[Input | str], formats: list[str], output_dir: str | None, loader, jobs: int = 1,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import Resampler
+from .messages import first_line
 
 RATE = 16000  # the sample rate the live path carries: microphone, client, server
 BLOCK_SECONDS = 0.02  # a microphone block; the client sends real-time audio in blocks of this size too
@@ -89,7 +90,7 @@ class Microphone:
         try:
             return int(self.sd.query_devices(self.device, "input")["default_samplerate"])
         except Exception as e:
-            raise DeviceError(f"no usable input device ({str(e).splitlines()[0]})") from None
+            raise DeviceError(f"no usable input device ({first_line(e)})") from None
 
     def _callback(self, indata, frames, time_info, status) -> None:
         if status.input_overflow:
@@ -112,7 +113,7 @@ class Microphone:
                                                blocksize=int(self.rate * BLOCK_SECONDS), callback=self._callback)
             self._stream.start()
         except Exception as e:
-            raise DeviceError(f"cannot open the input device: {str(e).splitlines()[0]}") from None
+            raise DeviceError(f"cannot open the input device: {first_line(e)}") from None
         return self
 
     def __exit__(self, *exc) -> None:

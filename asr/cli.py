@@ -11,7 +11,7 @@ from .argtypes import int_at_least, non_negative_float, number, positive_float
 from .beam import DEFAULT_HOTWORD_BONUS, BeamConfig
 from .decoders import DecodingConfig
 from .endpoint import EndpointConfig
-from .messages import printable
+from .messages import first_line, printable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ModelError, AudioError, ValueError, OSError) as e:
-        _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+        _fail(first_line(e))
         return 1
     except KeyboardInterrupt:
         return 130

@@ -13,6 +13,7 @@ import numpy as np
 
 from .capture import BLOCK_SECONDS, DeviceError, Microphone, input_devices, resolve_device
 from .display import Display
+from .messages import first_line
 from .writers import line_format
 
 SILENCE_WARNING_SECONDS = 3.0
@@ -75,7 +76,7 @@ class LiveSession:
                 self.audio = sf.SoundFile(args.save_audio, "w", samplerate=recognizer.sample_rate, channels=1,
                                           format="WAV", subtype="PCM_16")
             except (sf.LibsndfileError, OSError) as e:
-                raise ValueError(f"--save-audio {args.save_audio}: cannot write it ({str(e).splitlines()[0][:80]})") from None
+                raise ValueError(f"--save-audio {args.save_audio}: cannot write it ({first_line(e)[:80]})") from None
         self.segments = self.dropped_blocks = self.overflows = 0
         self.zero_seconds, self.warned_silent = 0.0, False
 

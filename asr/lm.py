@@ -9,6 +9,7 @@ import math
 import os
 
 from .arpa import ArpaModel, arpa_words, is_arpa
+from .messages import first_line
 from .ngram import CompactModel, is_ngram_file
 from .quiet import quiet_stderr
 
@@ -88,8 +89,7 @@ class _KenLM:
             try:
                 self.model = kenlm.Model(path)
             except (OSError, RuntimeError, ValueError) as e:  # ValueError: KenLM quotes undecodable bytes
-                reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise ValueError(f"{path}: not a KenLM/ARPA language model ({reason[:80]})") from None
+                raise ValueError(f"{path}: not a KenLM/ARPA language model ({first_line(e)[:80]})") from None
 
     def begin(self):
         state = self.kenlm.State()

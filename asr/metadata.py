@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .features import FeatureConfig
+from .messages import clip
 
 SCHEMA_VERSION = 1
 MAX_CHUNK_STEPS = 1000  # 30 s per streaming call with the usual stack of 3: far past any useful latency
@@ -154,8 +155,7 @@ def _lstm_states(d: dict) -> list[dict]:
 
 
 def _clip(value, n: int = 40) -> str:
-    text = json.dumps(value) if not isinstance(value, StateSpec) else repr(value)
-    return text if len(text) <= n else text[:n] + "..."
+    return clip(json.dumps(value) if not isinstance(value, StateSpec) else repr(value), n)
 
 
 def _whole(value, name: str, lo: int, hi: int | None = None) -> None:

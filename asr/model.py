@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from .messages import first_line
 from .metadata import ModelInfo
 
 # onnxruntime >= 1.29 sends usage telemetry from Linux unless told not to (and warns when $HOME is read-only);
@@ -67,7 +68,7 @@ class OnnxAcousticModel:
             self.session = ort.InferenceSession(path, opts, providers=providers)
             self.info = ModelInfo.from_props(self.session.get_modelmeta().custom_metadata_map)
         except Exception as e:
-            raise ModelError(f"{path}: not a usable model ({_first_line(e)})") from None
+            raise ModelError(f"{path}: not a usable model ({first_line(e)})") from None
         self.path = path
         self.providers = self.session.get_providers()
         self._check_contract()
@@ -107,7 +108,7 @@ class OnnxAcousticModel:
             try:
                 lp, out = self.step(np.zeros((1, steps * i.stack, i.feature.n_mels), np.float32), state)
             except Exception as e:
-                raise ModelError(f"{self.path}: model fails on a {steps}-step chunk ({_first_line(e)})") from None
+                raise ModelError(f"{self.path}: model fails on a {steps}-step chunk ({first_line(e)})") from None
             want = {"log-probs": ((1, steps, len(i.vocab)), lp)}
             want.update({n + "_out": (state.arrays[n].shape, out.arrays[n]) for n in self._state_names})
             for name, (shape, got) in want.items():
@@ -157,7 +158,3 @@ class ModelState:
 _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
            "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
 
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .messages import clip
 from .writers import json_line
 
 log = logging.getLogger("asr.server")
@@ -359,7 +360,7 @@ class Server:
             raise Rejected(f"unknown field(s) in the first message: {', '.join(unknown)}")
         rate = cfg.get("sample_rate")
         if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
-            raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {_clip(rate)})')
+            raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {clip(repr(rate))})')
         from .audio import Resampler
         from .beam import MAX_HOTWORDS
 
@@ -369,7 +370,7 @@ class Server:
             raise Rejected(f'"hotwords" must be a list of at most {MAX_HOTWORDS} strings, "word" or "word:bonus"')
         use_lm = cfg.get("lm", True)
         if not isinstance(use_lm, bool):
-            raise Rejected(f'"lm" must be true or false (got {_clip(use_lm)})')
+            raise Rejected(f'"lm" must be true or false (got {clip(repr(use_lm))})')
         s.rate, s.resampler = rate, Resampler(rate, self.rec.sample_rate)
         # Parsing hotwords and building their prefix tables takes time in proportion to their size (bounded by
         # the message limit): the model's thread does it, so the event loop keeps serving everyone else.
@@ -512,11 +513,6 @@ def _parse_json(text: str, what: str) -> dict:
     if not isinstance(obj, dict):
         raise Rejected("messages must be JSON objects")
     return obj
-
-
-def _clip(value, n: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= n else text[:n] + "..."
 
 
 def _counted_connection(server: Server):

@@ -18,6 +18,7 @@ import zipfile
 import torch
 
 from asr.atomic import atomic_write
+from asr.messages import first_line
 
 # What every checkpoint written by `asr train` carries; resuming needs the training state too.
 MODEL_KEYS = ("model", "train_config", "feature_config", "vocab", "blank_id")
@@ -132,7 +133,6 @@ def build_model(ck: dict, path: str):
     try:
         model = build(ModelConfig.from_dict(ck["train_config"]["model"]))
     except (TypeError, KeyError, ValueError, RuntimeError) as e:
-        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path}: bad model configuration ({detail})") from None
+        raise CheckpointError(f"{path}: bad model configuration ({first_line(e)})") from None
     load_weights(model, ck["model"], path)
     return model.eval()

@@ -9,6 +9,8 @@ except ImportError:  # Python 3.10
 import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
+from asr.messages import first_line
+
 from .model import ModelConfig
 
 
@@ -152,7 +154,7 @@ def load_config(path: str | None = None, overrides: list[str] = ()) -> TrainConf
             try:
                 data = tomllib.load(f)
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-                raise ValueError(f"{path}: not a TOML configuration ({str(e).splitlines()[0][:80]})") from None
+                raise ValueError(f"{path}: not a TOML configuration ({first_line(e)[:80]})") from None
         _apply(cfg, data)
     for item in overrides:
         key, sep, raw = item.partition("=")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from asr.messages import first_line
+
 from .model import StreamingModel
 
 
@@ -40,7 +42,7 @@ def verify_against_torch(model: StreamingModel, onnx_path: str, tolerance: float
         try:
             lp, state = runtime.step(padded[:, start * stack:(start + n) * stack], state)
         except Exception as e:  # onnxruntime's errors have many types
-            raise OnnxMismatch(f"it fails on a {n}-step chunk ({_first_line(e)})") from None
+            raise OnnxMismatch(f"it fails on a {n}-step chunk ({first_line(e)})") from None
         outs.append(lp)
         start += n
     got = np.concatenate(outs, axis=1)[:, late:]
@@ -53,8 +55,3 @@ def verify_against_torch(model: StreamingModel, onnx_path: str, tolerance: float
     if agreement < 0.8:
         raise OnnxMismatch(f"ONNX and PyTorch disagree on the best token in {1 - agreement:.0%} of steps")
     return {"max_abs_diff": diff, "argmax_agreement": agreement}
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from asr.metadata import ModelInfo
+from asr.messages import first_line
 
 from .model import ModelConfig, StreamingModel, build_model
 from .onnx_check import OnnxMismatch, verify_against_torch
@@ -101,7 +102,7 @@ def _check_against_onnx(path: str, model: StreamingModel, state: dict) -> None:
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise InitError(f"{path}: weights read back do not fit the model ({str(e).splitlines()[0]})") from None
+        raise InitError(f"{path}: weights read back do not fit the model ({first_line(e)})") from None
     model.eval()
     try:
         verify_against_torch(model, path)
