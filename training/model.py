@@ -128,6 +128,15 @@ class LookaheadAcousticModel(StreamingModel):
         return torch.log_softmax(self.out(z), dim=-1), {"lstm_hidden": h, "lstm_cell": c, "past": past}
 
 
+def passthrough_lookahead(weights: dict, config: ModelConfig) -> dict:
+    """A plain model's weights for the lookahead architecture: its convolution passes step t through unchanged
+    (tap 0 is step t itself, taps 1 .. L its future), so training starts from the plain model's function, its
+    outputs L steps late, and learns what the future is worth from there."""
+    tap = torch.zeros(config.hidden, 1, config.lookahead + 1)
+    tap[:, 0, 0] = 1.0
+    return {**weights, "lookahead.weight": tap, "lookahead.bias": torch.zeros(config.hidden)}
+
+
 def build_model(config: ModelConfig) -> StreamingModel:
     """The architecture a configuration describes."""
     return LookaheadAcousticModel(config) if config.lookahead else AcousticModel(config)

@@ -25,7 +25,7 @@ from .config import TrainConfig
 from .augment import WaveAugmenter
 from .data import (DataError, FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
                    read_manifest, speed_perturb)
-from .model import ModelConfig, StreamingModel, build_model
+from .model import ModelConfig, StreamingModel, build_model, passthrough_lookahead
 from .onnx_import import load_init
 
 
@@ -209,7 +209,12 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     cfg.model.vocab_size = len(vocab)
     init = load_init(cfg.init) if cfg.init else None
     if init:
+        # The init's architecture, except that a plain model may grow a lookahead (model.lookahead = L).
+        grow = cfg.model.lookahead if not init["train_config"]["model"].get("lookahead") else 0
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
+        if grow:
+            cfg.model.lookahead = grow
+            init["model"] = passthrough_lookahead(init["model"], cfg.model)
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
 
     torch.manual_seed(cfg.seed)
