@@ -222,12 +222,11 @@ def test_a_delayed_copy_of_the_plain_model_gives_the_same_words_at_the_same_time
     from export.onnx_export import export
     from training import checkpoint as ckpt
 
+    from training.model import ModelConfig, passthrough_lookahead
+
     ck = ckpt.load(tiny_run["checkpoint"])
-    hidden = ck["train_config"]["model"]["hidden"]
-    tap = torch.zeros(hidden, 1, LOOKAHEAD + 1)
-    tap[:, 0, 0] = 1.0  # window position 0 is step t itself, 1 .. L its future
     ck["train_config"]["model"]["lookahead"] = LOOKAHEAD
-    ck["model"] = {**ck["model"], "lookahead.weight": tap, "lookahead.bias": torch.zeros(hidden)}
+    ck["model"] = passthrough_lookahead(ck["model"], ModelConfig.from_dict(ck["train_config"]["model"]))
     ckpt.save(ck, str(tmp_path / "delayed.pt"))
     export(str(tmp_path / "delayed.pt"), str(tmp_path / "delayed.onnx"))
     plain, delayed = _recognizer_plain(tiny_onnx), _recognizer(str(tmp_path / "delayed.onnx"))
@@ -270,3 +269,27 @@ def test_the_server_serves_the_second_architecture(tiny2, tmp_path):
             assert [m for m in got if m["type"] == "final"] == json.loads(json.dumps(want)), wav.name
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_training_grows_a_lookahead_on_a_plain_init(tiny_onnx, sample_manifest, tmp_path):
+    """`init=` a plain exported model with `model.lookahead=L`: training starts from the lookahead architecture
+    with the plain model's weights and a pass-through convolution, so before any step it computes exactly the
+    plain model's function (its log-probs on real features), and the run's configuration records the lookahead."""
+    from training.config import load_config
+    from training.model import LookaheadAcousticModel
+    from training.onnx_import import load_init
+    from training import checkpoint as ckpt
+    from training.train import setup
+
+    cfg = load_config(None, [f"init={tiny_onnx}", f"model.lookahead={LOOKAHEAD}", "threads=1",
+                             "augment.speeds=[1.0]"])
+    run = setup([sample_manifest], [sample_manifest], str(tmp_path / "run"), cfg, resume=False,
+                cache_dir=str(tmp_path / "cache"), device="cpu")
+    assert isinstance(run.model, LookaheadAcousticModel) and run.cfg.model.lookahead == LOOKAHEAD
+    plain = ckpt.build_model(load_init(tiny_onnx), tiny_onnx).eval()
+    run.model.eval()
+    feats = torch.tensor(run.dev_split.feats[1.0].get(0)[None, :60])
+    with torch.no_grad():
+        want, got = plain(feats), run.model(feats)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-5)
