@@ -2,14 +2,14 @@
 # One-step set-up on a fresh Debian/Ubuntu machine: system packages, .venv, the asr package.
 #   ./setup.sh          runtime only (transcribe, live, eval)
 #   ./setup.sh --train  plus PyTorch and ONNX for training and export
-#   ./setup.sh --dev    plus the test tools and what the tests use (PulseAudio, sox, flite)
+#   ./setup.sh --dev    plus the test tools and what the tests use (PulseAudio, sox, flite, Chromium)
 set -euo pipefail
 cd "$(dirname "$0")"
 extra=""
 apt_pkgs=(libportaudio2 libsndfile1)
 case "${1:-}" in
   --train) extra="[train]" ;;
-  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg) ;;
+  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg chromium chromium-driver) ;;
   "") ;;
   *) echo "usage: ./setup.sh [--train|--dev]" >&2; exit 2 ;;
 esac

@@ -12,7 +12,8 @@ Protocol (one audio stream per connection):
 One worker thread owns every Stream and the model: each round it hands the audio that arrived to
 Recognizer.step_streams, which advances every stream that has a chunk ready by one chunk in one batched model call
 (results go out as the writers' JSON lines). The event
-loop only moves bytes, so it stays responsive however busy the model is. GET /health answers with JSON.
+loop only moves bytes, so it stays responsive however busy the model is. GET /health answers with JSON;
+GET / serves the live-captions page (asr/webpage.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .messages import clip
+from .webpage import page_response
 from .writers import json_line
 
 log = logging.getLogger("asr.server")
@@ -199,6 +201,8 @@ class Server:
                 "uptime_s": round(time.monotonic() - self.started, 1)}
 
     def _process_request(self, connection, request):
+        if (page := page_response(connection, request)) is not None:  # the captions page, also while draining
+            return page
         if request.path.split("?", 1)[0].rstrip("/") == "/health":
             response = connection.respond(503 if self.closing else 200, json.dumps(self.health()) + "\n")
             del response.headers["Content-Type"]
@@ -265,6 +269,7 @@ class Server:
         self.port = server.sockets[0].getsockname()[1]
         print(f"asr: serving on ws://{c.host}:{self.port} (model {self.rec.model.path}, "
               f"{', '.join(self.rec.model.providers)}, at most {c.max_clients} clients)", file=sys.stderr, flush=True)
+        print(f"asr: live captions page: http://{_url_host(c.host)}:{self.port}/", file=sys.stderr, flush=True)
         if ready is not None:
             ready(self)
         try:
@@ -534,6 +539,14 @@ def _counted_connection(server: Server):
             super().connection_lost(exc)
 
     return CountedConnection
+
+
+def _url_host(host: str) -> str:
+    """The address to put in the page's URL: an all-interfaces listener is reached on this machine as localhost,
+    which browsers treat as secure (the microphone is given to secure pages only)."""
+    if host in ("", "0.0.0.0", "::"):
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
 
 
 def _one_line(message: str) -> str:
