@@ -9,7 +9,8 @@ Variants (what a user gets from the README's commands):
   gpu+librosa  the default plus librosa, which every runtime install pulled before it moved to the train extra
 
 For each: the installed size (site-packages, less what a bare venv holds), the largest distributions, and the
-best of --runs wall times for `import asr.cli`, `asr --help` and `asr transcribe` of a bundled sample.
+best of --runs wall times for `import asr.cli`, `asr --help` and `asr transcribe --no-lm` of a bundled sample
+(the venvs take turns, run by run, so that other load on the machine weighs on them alike).
 Without --wheel the wheel is built from this tree (offline, with the running venv's setuptools).
 """
 
@@ -71,16 +72,13 @@ def _distributions(python: Path) -> dict[str, float]:
     return json.loads(_run([python, "-c", code]).stdout)
 
 
-def _best(cmd, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        _run(cmd, cwd=tempfile.gettempdir())
-        times.append(time.perf_counter() - t)
-    return min(times)
+def _wall(cmd) -> float:
+    t = time.perf_counter()
+    _run(cmd, cwd=tempfile.gettempdir())
+    return time.perf_counter() - t
 
 
-def measure(variant: str, wheel: Path, work: Path, runs: int) -> dict:
+def install(variant: str, wheel: Path, work: Path) -> dict:
     venv = work / variant
     _run([sys.executable, "-m", "venv", venv])
     python = venv / "bin" / "python"
@@ -100,16 +98,15 @@ def measure(variant: str, wheel: Path, work: Path, runs: int) -> dict:
                   ).stdout.strip()
     exe = venv / "bin" / "asr"
     text = _run([exe, "transcribe", "--no-lm", sample]).stdout.strip()
+    timed = {"import_asr_cli_s": [python, "-c", "import asr.cli"], "help_s": [exe, "--help"],
+             "transcribe_sample_s": [exe, "transcribe", "--no-lm", sample]}
     return {"variant": variant, "installed_mb": round(_megabytes(_site(python)) - bare, 1),
             "install_s": round(install_s, 1),
             "largest": dict(sorted(dists.items(), key=lambda kv: -kv[1])[:6]),
             "onnxruntime": [d for d in dists if d.startswith(RUNTIMES)],
             "librosa_importable": _run([python, "-c", "import importlib.util as u; print(bool(u.find_spec('librosa')))"]
                                        ).stdout.strip() == "True",
-            "import_asr_cli_s": round(_best([python, "-c", "import asr.cli"], runs), 3),
-            "help_s": round(_best([exe, "--help"], runs), 3),
-            "transcribe_sample_s": round(_best([exe, "transcribe", "--no-lm", sample], runs), 3),
-            "transcript": text}
+            "transcript": text, "timed": timed}
 
 
 def build_wheel(out: Path) -> Path:
@@ -130,8 +127,15 @@ def main() -> int:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         wheel = args.wheel or build_wheel(work)
-        for variant in args.variants.split(","):
-            print(json.dumps(measure(variant, wheel.resolve(), work, args.runs)), flush=True)
+        reports = [install(v, wheel.resolve(), work) for v in args.variants.split(",")]
+        best = [{k: float("inf") for k in r["timed"]} for r in reports]
+        for _ in range(args.runs):
+            for report, b in zip(reports, best):
+                for key, cmd in report["timed"].items():
+                    b[key] = min(b[key], _wall(cmd))
+        for report, b in zip(reports, best):
+            del report["timed"]
+            print(json.dumps({**report, **{k: round(v, 3) for k, v in b.items()}}), flush=True)
     return 0
 
 
