@@ -37,8 +37,9 @@ if [ -n "$extra" ]; then .venv/bin/python -m pip install -q torch==2.13.0; fi
 # The two onnxruntime builds install the same module and must never share an environment.
 if [ -n "$cpu" ]; then
   .venv/bin/python -m pip uninstall -q -y onnxruntime-gpu 2>/dev/null || true
-  .venv/bin/python -m pip install -q --no-deps -e .
+  # In this order: pip checks nothing after a --no-deps install, so it does not warn that onnxruntime-gpu is missing.
   .venv/bin/python -m pip install -q -r requirements-cpu.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
 else
   if [ "$(uname -m)" = x86_64 ] && .venv/bin/python -m pip show -q onnxruntime >/dev/null 2>&1; then
     .venv/bin/python -m pip uninstall -q -y onnxruntime

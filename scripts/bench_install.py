@@ -4,8 +4,8 @@
 
 Variants (what a user gets from the README's commands):
   gpu          `pip install asr.whl`: the default, onnxruntime-gpu on x86-64 Linux and Windows
-  cpu          `pip install --no-deps asr.whl` then the runtime requirements with onnxruntime in place of
-               onnxruntime-gpu (what `setup.sh --cpu` runs)
+  cpu          the runtime requirements with onnxruntime in place of onnxruntime-gpu (requirements-cpu.txt),
+               then `pip install --no-deps asr.whl` (what `setup.sh --cpu` runs)
   gpu+librosa  the default plus librosa, which every runtime install pulled before it moved to the train extra
 
 For each: the installed size (site-packages, less what a bare venv holds), the largest distributions, and the
@@ -86,8 +86,8 @@ def install(variant: str, wheel: Path, work: Path) -> dict:
     bare = _megabytes(_site(python))
     t = time.perf_counter()
     if variant == "cpu":
-        _run([*pip, "--no-deps", wheel])
         _run([*pip, *runtime_requirements(wheel, cpu=True)])
+        _run([*pip, "--no-deps", wheel])
     else:
         _run([*pip, wheel])
         if variant == "gpu+librosa":
