@@ -3,15 +3,18 @@
 #   ./setup.sh          runtime only (transcribe, live, eval)
 #   ./setup.sh --train  plus PyTorch and ONNX for training and export
 #   ./setup.sh --dev    plus the test tools and what the tests use (PulseAudio, sox, flite, Chromium)
+#   ./setup.sh --cpu    runtime only, with the CPU build of onnxruntime instead of onnxruntime-gpu (~280 MB less)
 set -euo pipefail
 cd "$(dirname "$0")"
 extra=""
+cpu=""
 apt_pkgs=(libportaudio2 libsndfile1)
 case "${1:-}" in
   --train) extra="[train]" ;;
   --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg chromium chromium-driver) ;;
+  --cpu) cpu=1 ;;
   "") ;;
-  *) echo "usage: ./setup.sh [--train|--dev]" >&2; exit 2 ;;
+  *) echo "usage: ./setup.sh [--train|--dev|--cpu]" >&2; exit 2 ;;
 esac
 
 python3 -c "import venv, ensurepip" 2>/dev/null || apt_pkgs+=(python3-venv)
@@ -31,4 +34,15 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # Pinned: an unpinned torch pulls several GB of CUDA packages; the CPU build trains and tests.
 if [ -n "$extra" ]; then .venv/bin/python -m pip install -q torch==2.13.0; fi
-.venv/bin/python -m pip install -q -e ".${extra}"
+# The two onnxruntime builds install the same module and must never share an environment.
+if [ -n "$cpu" ]; then
+  .venv/bin/python -m pip uninstall -q -y onnxruntime-gpu 2>/dev/null || true
+  # In this order: pip checks nothing after a --no-deps install, so it does not warn that onnxruntime-gpu is missing.
+  .venv/bin/python -m pip install -q -r requirements-cpu.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+else
+  if [ "$(uname -m)" = x86_64 ] && .venv/bin/python -m pip show -q onnxruntime >/dev/null 2>&1; then
+    .venv/bin/python -m pip uninstall -q -y onnxruntime
+  fi
+  .venv/bin/python -m pip install -q -e ".${extra}"
+fi

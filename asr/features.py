@@ -40,7 +40,11 @@ class FeatureConfig:
 
     def with_mel_matrix(self) -> "FeatureConfig":
         """A copy carrying the librosa mel matrix (computed once here, never on the streaming path)."""
-        import librosa
+        try:
+            import librosa
+        except ImportError:  # the runtime install has no librosa: only training and export compute the matrix
+            raise RuntimeError("computing a mel matrix needs librosa (pip install 'asr[train]'); models exported "
+                               "by `asr export` carry theirs") from None
 
         mel = librosa.filters.mel(
             sr=self.sample_rate, n_fft=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax

@@ -14,6 +14,8 @@ Recognizer.step_streams, which advances every stream that has a chunk ready by o
 (results go out as the writers' JSON lines). The event
 loop only moves bytes, so it stays responsive however busy the model is. GET /health answers with JSON;
 GET / serves the live-captions page (asr/webpage.py).
+The /vosk path speaks the Vosk server's dialect instead (asr/vosk.py), on the same worker, and so does a
+connection to / whose first message is Vosk's {"config": ...}.
 """
 
 from __future__ import annotations
@@ -158,6 +160,9 @@ class Session:
     reader: asyncio.Task | None = None
     sender: asyncio.Task | None = None
     closer: asyncio.Task | None = None
+    encode: object = json_line  # a Result -> what goes on outq (the Vosk dialect keeps the Result itself)
+    want_sync: bool = False  # the reader waits for every chunk received so far to be recognised...
+    synced: asyncio.Event = field(default_factory=asyncio.Event)  # ...and this says they are
 
     def __post_init__(self):
         self.drained.set()
@@ -310,7 +315,12 @@ class Server:
         s = Session(ws)
         self.clients.add(s)
         try:
-            s.reader = asyncio.create_task(self._read(s))
+            if _path(ws) == "/vosk":
+                from .vosk import read_vosk
+
+                s.reader = asyncio.create_task(read_vosk(self, s))
+            else:
+                s.reader = asyncio.create_task(self._read(s))
             await asyncio.wait([s.reader])
             if not s.reader.cancelled() and s.reader.exception() is not None:
                 exc = s.reader.exception()
@@ -357,6 +367,10 @@ class Server:
         if isinstance(first, bytes):
             raise Rejected('the first message must be JSON text such as {"sample_rate": 16000}, not binary audio')
         cfg = _parse_json(first, "the first message")
+        if "config" in cfg:  # a Vosk client at the default URL: its dialect, as on /vosk
+            from .vosk import read_vosk
+
+            return await read_vosk(self, s, first)
         if cfg.get("health") and len(cfg) == 1:
             await s.ws.send(json.dumps({"type": "health", **self.health()}))
             raise Rejected("health answered", 1000) from None
@@ -366,7 +380,6 @@ class Server:
         rate = cfg.get("sample_rate")
         if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
             raise Rejected(f'"sample_rate" must be an integer from {MIN_RATE} to {MAX_RATE} (got {clip(repr(rate))})')
-        from .audio import Resampler
         from .beam import MAX_HOTWORDS
 
         hotwords = cfg.get("hotwords", [])
@@ -376,34 +389,43 @@ class Server:
         use_lm = cfg.get("lm", True)
         if not isinstance(use_lm, bool):
             raise Rejected(f'"lm" must be true or false (got {clip(repr(use_lm))})')
+        await self._start_stream(s, rate, hotwords, use_lm)
+        s.sender = asyncio.create_task(self._send(s))  # results go out as they appear
+        while True:
+            await s.drained.wait()  # backpressure: the client's sends stall while the model catches up
+            msg = await self._recv(s.ws)
+            if isinstance(msg, bytes):
+                self._take_audio(s, msg)
+            else:
+                obj = _parse_json(msg, "a text message")
+                if obj.get("eof") and len(obj) == 1:
+                    return
+                raise Rejected(f'unexpected message {msg[:80]!r}: send binary PCM16 audio or {{"eof": 1}}')
+
+    async def _start_stream(self, s: Session, rate: int, hotwords: list[str], use_lm: bool) -> None:
+        from .audio import Resampler
+
         s.rate, s.resampler = rate, Resampler(rate, self.rec.sample_rate)
         # Parsing hotwords and building their prefix tables takes time in proportion to their size (bounded by
         # the message limit): the model's thread does it, so the event loop keeps serving everyone else.
         s.stream = await asyncio.get_running_loop().run_in_executor(self._executor, self._new_stream, hotwords, use_lm)
         self.sessions.add(s)
         self.streams_total += 1
-        s.sender = asyncio.create_task(self._send(s))  # results go out as they appear
-        while True:
-            await s.drained.wait()  # backpressure: the client's sends stall while the model catches up
-            msg = await self._recv(s.ws)
-            if isinstance(msg, bytes):
-                if len(msg) % 2:
-                    raise Rejected(f"binary messages must hold whole PCM16 samples (got {len(msg)} bytes, an odd count)")
-                audio = np.frombuffer(msg, dtype="<i2")
-                s.pending.append(audio)
-                s.pending_samples += len(audio)
-                s.received += len(audio)
-                seconds = len(audio) / rate
-                self.audio_seconds += seconds
-                s.backlog += seconds
-                if s.backlog > self.config.max_backlog_seconds:
-                    s.drained.clear()
-                self._wake.set()
-            else:
-                obj = _parse_json(msg, "a text message")
-                if obj.get("eof") and len(obj) == 1:
-                    return
-                raise Rejected(f'unexpected message {msg[:80]!r}: send binary PCM16 audio or {{"eof": 1}}')
+
+    def _take_audio(self, s: Session, msg: bytes) -> None:
+        """Queue a binary message's PCM16 samples for the worker (Rejected for an odd byte count)."""
+        if len(msg) % 2:
+            raise Rejected(f"binary messages must hold whole PCM16 samples (got {len(msg)} bytes, an odd count)")
+        audio = np.frombuffer(msg, dtype="<i2")
+        s.pending.append(audio)
+        s.pending_samples += len(audio)
+        s.received += len(audio)
+        seconds = len(audio) / s.rate
+        self.audio_seconds += seconds
+        s.backlog += seconds
+        if s.backlog > self.config.max_backlog_seconds:
+            s.drained.clear()
+        self._wake.set()
 
     def _new_stream(self, hotwords: list[str], use_lm: bool):
         """Worker thread: a Stream with this connection's hotwords (Rejected when they are unusable)."""
@@ -439,7 +461,7 @@ class Server:
                     if s.done or s.dropped:
                         continue
                     flush = s.eof and not s.eof_sent
-                    if s.active or flush or (s.pending and self._chunk_due(s)):
+                    if s.active or flush or s.want_sync or (s.pending and self._chunk_due(s)):
                         jobs.append(_Job(s, s.pending, flush, s.eof))
                         s.pending, s.pending_samples, s.eof_sent = [], 0, s.eof
                 if not jobs:
@@ -451,20 +473,26 @@ class Server:
                     for job in jobs:
                         job.session.done = True
                         job.session.outq.put_nowait(_Error(f"internal error: {e}"))
+                        job.session.synced.set()
                     continue
                 for job, (results, more, finished, backlog) in zip(jobs, outs):
                     s = job.session
                     if s.dropped:
+                        s.synced.set()
                         continue
                     for r in results:  # a client slow to read gets fewer partials, never fewer finals
                         if r.final or s.outq.qsize() < MAX_QUEUED_PARTIALS:
-                            s.outq.put_nowait(json_line(r))
+                            s.outq.put_nowait(s.encode(r))
                     if s.outq.qsize() > MAX_QUEUED_RESULTS:  # it does not read at all: memory must stay bounded
                         s.dropped = True
                         self.sessions.discard(s)
                         s.closer = asyncio.create_task(s.ws.close(1008, "the client does not read its results"))
+                        s.synced.set()
                         continue
                     s.active = more
+                    if s.want_sync and not more and not s.pending:  # audio that came during the round: once more
+                        s.want_sync = False
+                        s.synced.set()
                     s.backlog = backlog + s.pending_samples / s.rate
                     if s.backlog <= self.config.max_backlog_seconds:
                         s.drained.set()
@@ -547,6 +575,11 @@ def _url_host(host: str) -> str:
     if host in ("", "0.0.0.0", "::"):
         return "localhost"
     return f"[{host}]" if ":" in host else host
+
+
+def _path(ws) -> str:
+    request = getattr(ws, "request", None)
+    return request.path.split("?", 1)[0].rstrip("/") if request is not None else ""
 
 
 def _one_line(message: str) -> str:

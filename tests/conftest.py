@@ -19,6 +19,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch (the train extra)")
 
 
+def mel_config():
+    """The default front-end with its mel matrix: librosa's where the train extra is installed, else the one the
+    bundled model carries (the same parameters, librosa's matrix stored at export), as a runtime install has it."""
+    from asr.features import FeatureConfig
+
+    if importlib.util.find_spec("librosa") is not None:
+        return FeatureConfig().with_mel_matrix()
+    if not BUNDLED.exists():
+        pytest.skip("needs librosa (the train extra) or the bundled model for a mel matrix")
+    from asr.model import OnnxAcousticModel
+
+    stored = OnnxAcousticModel(str(BUNDLED), device="cpu").info.feature
+    return FeatureConfig(**{**FeatureConfig().to_dict(), "mel_matrix": stored.mel_matrix})
+
+
 def asr_command() -> list[str]:
     exe = shutil.which("asr", path=os.path.dirname(sys.executable)) or shutil.which("asr")
     return [exe] if exe else [sys.executable, "-m", "asr.cli"]

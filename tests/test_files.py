@@ -10,8 +10,8 @@ import pytest
 import soundfile as sf
 
 from asr.audio import read_audio
-from asr.features import FeatureConfig, log_mel
-from conftest import asr_command, run_asr, sample_pairs
+from asr.features import log_mel
+from conftest import asr_command, mel_config, run_asr, sample_pairs
 
 needs_ffmpeg = pytest.mark.skipif(not shutil.which("ffmpeg"), reason="ffmpeg not installed")
 
@@ -69,7 +69,7 @@ def test_compressed_formats_and_video_decode_like_the_original(tmp_path, any_mod
     original = read_audio(str(wav))
     assert abs(len(decoded) - len(original)) / 16000 < 0.2
     # Lossy codecs change samples and add delay: compare spectrograms, aligned by frame energy.
-    cfg = FeatureConfig()
+    cfg = mel_config()
     a, b = log_mel(original, cfg, normalize=False), log_mel(decoded, cfg, normalize=False)
     ea, eb = a.mean(axis=1), b.mean(axis=1)
     n = min(len(a), len(b)) - 20

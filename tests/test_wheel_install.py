@@ -124,3 +124,99 @@ def test_wheel_and_editable_installs_find_the_bundled_files(wheel, source, tmp_p
     from_editable = _check_install(editable_python, source, outside)
 
     assert from_wheel == from_editable  # same model, same LM: the same words
+
+
+# ---- the lean install: no librosa at run time, and the CPU build of onnxruntime for machines without a GPU ------
+
+HEAVY = ("librosa", "numba", "llvmlite", "scipy", "scikit-learn", "torch")  # training's, never the runtime's
+ALL_MODULES = """
+import importlib, pkgutil, asr
+names = [m.name for m in pkgutil.walk_packages(asr.__path__, "asr.")]
+for n in names:
+    importlib.import_module(n)
+print(len(names))
+"""
+
+
+def _requirement_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_cpu_requirements_are_the_runtime_dependencies_with_the_cpu_build():
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    core = project["dependencies"]
+    assert not any(d.startswith(HEAVY) for d in core), core
+    assert any(d.startswith("librosa") for d in project["optional-dependencies"]["train"])
+    cpu = _requirement_lines((ROOT / "requirements-cpu.txt").read_text())
+    gpu, plain = [d for d in core if d.startswith("onnxruntime-gpu")], [d for d in core if d.startswith("onnxruntime>")]
+    assert len(gpu) == len(plain) == 1 and "x86_64" in gpu[0]
+    want = [d for d in core if not d.startswith("onnxruntime")] + [plain[0].split(";")[0].strip()]
+    assert [d.replace("'", '"') for d in cpu] == [d.replace("'", '"') for d in want]
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    """Skips unless pip (with its own index settings) can fetch from the package registry."""
+    probe = _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp_path_factory.mktemp("probe"),
+                  "tqdm>=4.60"], cwd=tmp_path_factory.getbasetemp(), timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"the package registry is unreachable: {(probe.stderr.strip().splitlines() or ['?'])[-1]}")
+
+
+def test_the_cpu_install_from_the_registry_runs_without_librosa_or_the_gpu_build(source, registry, tmp_path):
+    """The README's CPU-only install, for real: a fresh venv with its own pip, requirements-cpu.txt from the
+    registry, then `pip install --no-deps .` from a clean tree (built in pip's isolated build environment,
+    setuptools from the registry); the tree is deleted before anything runs. Nothing of this venv is visible
+    to it."""
+    tree = tmp_path / "asr-src"
+    shutil.copytree(source, tree)
+    venv = tmp_path / "cpu-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python, outside = venv / "bin" / "python", tmp_path / "elsewhere"
+    outside.mkdir()
+    pip = [python, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for args in (["-r", "requirements-cpu.txt"], ["--no-deps", "."]):
+        r = _run([*pip, *args], cwd=tree, timeout=600)
+        assert r.returncode == 0, r.stderr
+        assert "ERROR" not in r.stderr, r.stderr  # in this order pip has no missing onnxruntime-gpu to report
+    shutil.rmtree(tree)
+
+    listed = _run([python, "-m", "pip", "list", "--format", "json"], cwd=outside)
+    names = {d["name"].lower() for d in json.loads(listed.stdout)}
+    assert "onnxruntime" in names and "onnxruntime-gpu" not in names, names
+    assert not names & set(HEAVY), names & set(HEAVY)
+
+    modules = _run([python, "-c", ALL_MODULES], cwd=outside)
+    assert modules.returncode == 0, modules.stderr  # every runtime module imports without librosa or torch
+    assert int(modules.stdout) > 20
+
+    found = json.loads(_run([python, "-c", PROBE], cwd=outside).stdout)
+    sample = Path(found["assets"]) / "samples" / "harvard-awb.wav"
+    assert Path(found["assets"]).is_relative_to(venv)
+    exe = venv / "bin" / "asr"
+    t = _run([exe, "transcribe", "--no-lm", sample], cwd=outside)
+    assert t.returncode == 0, t.stderr
+    here = _run([sys.executable, "-m", "asr.cli", "transcribe", "--no-lm", sample], cwd=ROOT)
+    assert t.stdout == here.stdout and any(w.isalpha() for w in t.stdout.split())
+
+    manifest = outside / "samples.jsonl"
+    manifest.write_text("".join(json.dumps({"audio": str(p), "text": p.with_suffix(".txt").read_text().strip()})
+                                + "\n" for p in sorted((Path(found["assets"]) / "samples").glob("*.wav"))))
+    e = _run([exe, "eval", manifest], cwd=outside)
+    assert e.returncode == 0 and "WER" in e.stdout + e.stderr, e.stderr
+
+    serve = subprocess.Popen([str(exe), "serve", "--port", "0"], cwd=outside, stderr=subprocess.PIPE, text=True,
+                             env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ASR_MODEL")})
+    try:
+        lines = []
+        while (line := serve.stderr.readline()) and "serving on" not in line and len(lines) < 50:
+            lines.append(line)
+        assert "serving on ws://127.0.0.1:" in line and "CPUExecutionProvider" in line, lines
+    finally:
+        serve.send_signal(2)
+        assert serve.wait(timeout=60) == 0
