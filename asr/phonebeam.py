@@ -27,8 +27,9 @@ class PhoneBeamDecoder(BeamDecoder):
         self._spoken = self._words_for
         self._hot_codes: dict[str, list[str]] = {}
         boosts: dict[str, float] = {}
-        if config.hotwords and pronouncer is None:
-            pronouncer = Pronouncer()
+        if config.hotwords:
+            pronouncer = pronouncer or Pronouncer()
+            pronouncer.prepare(config.hotwords)  # one espeak-ng process for all the words CMUdict lacks
         for word, bonus in config.hotwords.items():
             prons = pronouncer.get(word)
             codes = [c for c in (lexicon.spell(p) for p in prons) if c]

