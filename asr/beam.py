@@ -65,6 +65,10 @@ class BeamDecoder:
         self.space = vocab.tokens.index(" ")
         self._prefix_boost = _hotword_prefixes(self.cfg.hotwords)
         self._lexicon = lm if self.cfg.lexicon and lm is not None and lm.words else None
+        self._chars = vocab.tokens  # what a token adds to a prefix
+        self._hot_words = self.cfg.hotwords  # the words in progress that complete a hotword
+        # For units that do not spell words (asr.phonebeam): the words a completed word in progress may be.
+        self._spoken = None
         self.steps = 0
         self.reset()
 
@@ -82,6 +86,11 @@ class BeamDecoder:
     @property
     def tokens(self) -> list[Token]:
         return list(self.best[1].tokens)
+
+    @property
+    def word_texts(self) -> list[str] | None:
+        """The words of the best hypothesis when its tokens do not spell them (None: they do)."""
+        return None
 
     @property
     def last_nonblank_step(self) -> int:
@@ -118,15 +127,28 @@ class BeamDecoder:
                 p = (hyp.pb if k == hyp.last else total) + float(row[k])
                 if p == NEG_INF:
                     continue
-                ch = self.vocab.tokens[k]
+                ch = self._chars[k]
                 if ch == " " and (not prefix or prefix.endswith(" ")):
                     # Spaces around nothing add no word: the path stays on this prefix.
                     h = slot(prefix, hyp)
                     h.pnb = _lae(h.pnb, p)
                     continue
-                new_prefix = prefix + ch
                 if self._lexicon is not None and not self._spells_a_word(word, ch):
                     continue
+                if ch == " " and self._spoken is not None:  # the sounds of a word: every word that sounds so
+                    kept = prefix[: len(prefix) - len(word)]
+                    for spoken in self._spoken(word):
+                        new_prefix = kept + spoken + " "
+                        fresh = new_prefix not in nxt
+                        h = slot(new_prefix, hyp)
+                        if fresh:
+                            h.last = k
+                            h.tokens = hyp.tokens + (Token(k, step, float(row[k])),)
+                            h.last_nonblank = step
+                            self._complete_word(h, spoken)
+                        h.pnb = _lae(h.pnb, p)
+                    continue
+                new_prefix = prefix + ch
                 fresh = new_prefix not in nxt
                 h = slot(new_prefix, hyp)
                 if fresh:
@@ -140,7 +162,7 @@ class BeamDecoder:
     def _spells_a_word(self, word: str, ch: str) -> bool:
         """Whether word + ch stays on the way to a lexicon word or hotword (a space: whether word is one)."""
         if ch == " ":
-            return self._lexicon.is_word(word) or word in self.cfg.hotwords
+            return self._lexicon.is_word(word) or word in self._hot_words
         return word + ch in self._prefix_boost or self._lexicon.is_prefix(word + ch)
 
     def _score_extension(self, h: _Hyp, prefix: str, ch: str) -> None:
@@ -168,13 +190,8 @@ class BeamDecoder:
 
     def finalize(self) -> None:
         """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
-        beams = self.beams
-        if self._lexicon is not None:  # a word cut off mid-way is no word: prefer hypotheses without one
-            whole = {p: h for p, h in beams.items()
-                     if not p.strip() or p.endswith(" ") or self._spells_a_word(p.rsplit(" ", 1)[-1], " ")}
-            beams = whole or {self._cut_last_word(p, h): h for p, h in beams.items()}
         done: dict[str, _Hyp] = {}
-        for prefix, hyp in beams.items():
+        for prefix, hyp in self._whole_words():
             word = prefix.rsplit(" ", 1)[-1]
             if word:
                 self._complete_word(hyp, word)
@@ -185,11 +202,21 @@ class BeamDecoder:
                 done[key] = hyp
         self.beams = done
 
+    def _whole_words(self) -> list[tuple[str, _Hyp]]:
+        """The hypotheses to finish: with a lexicon, a word cut off mid-way is no word, so those without one."""
+        beams = self.beams
+        if self._lexicon is not None:
+            whole = {p: h for p, h in beams.items()
+                     if not p.strip() or p.endswith(" ") or self._spells_a_word(p.rsplit(" ", 1)[-1], " ")}
+            beams = whole or {self._cut_last_word(p, h): h for p, h in beams.items()}
+        return list(beams.items())
+
     @staticmethod
     def _cut_last_word(prefix: str, hyp: _Hyp) -> str:
-        """Drop an unfinished word (and its hotword advance); tokens are the prefix's characters, one each."""
-        kept = prefix[: len(prefix) - len(prefix.rsplit(" ", 1)[-1])]
-        hyp.tokens = hyp.tokens[: len(kept)]
+        """Drop an unfinished word (and its hotword advance); its tokens are its characters, one each."""
+        word = prefix.rsplit(" ", 1)[-1]
+        kept = prefix[: len(prefix) - len(word)]
+        hyp.tokens = hyp.tokens[: len(hyp.tokens) - len(word)]
         hyp.lm -= hyp.boost
         hyp.boost = 0.0
         return kept

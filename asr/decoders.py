@@ -30,6 +30,10 @@ class Decoder(Protocol):
         ...
 
     @property
+    def word_texts(self) -> list[str] | None:
+        """The words' texts when the tokens do not spell them (a phone model's), else None."""
+
+    @property
     def last_nonblank_step(self) -> int:
         ...
 
@@ -50,14 +54,22 @@ class DecodingConfig:
 
 
 def make_decoder(config: DecodingConfig, vocab: Vocabulary, lm=None, hotwords: dict[str, float] | None = None,
-                 use_lm: bool = True) -> Decoder:
+                 use_lm: bool = True, lexicon=None, pronouncer=None) -> Decoder:
     """The decoder for one stream. lm: the loaded LanguageModel (config.lm resolved), or None; hotwords: the
     stream's own, added to the configured ones; use_lm=False leaves the LM out (what `asr client --no-lm` asks
-    for), which means greedy decoding unless beam search or hotwords are configured."""
+    for), which means greedy decoding unless beam search or hotwords are configured. lexicon: a phone model's
+    (asr.lexicon.PhoneLexicon): its tokens spell no words, so it always decodes with the lexicon beam, a small one
+    without an LM unless beam search was asked for."""
     if not use_lm:
         lm = None
+    cfg = replace(config.beam, hotwords={**config.beam.hotwords, **hotwords}) if hotwords else config.beam
+    if lexicon is not None:
+        from .phonebeam import NO_LM_BEAM, PhoneBeamDecoder
+
+        if lm is None and not config.beam_search:
+            cfg = replace(cfg, beam=min(cfg.beam, NO_LM_BEAM))
+        return PhoneBeamDecoder(vocab, cfg, lm, lexicon, pronouncer)
     beam = bool(hotwords or config.beam_search or lm is not None or config.beam.hotwords)
     if not beam:
         return GreedyDecoder(vocab)
-    cfg = replace(config.beam, hotwords={**config.beam.hotwords, **hotwords}) if hotwords else config.beam
     return BeamDecoder(vocab, cfg, lm)

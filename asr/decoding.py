@@ -48,20 +48,25 @@ class GreedyDecoder:
     def text(self) -> str:
         return " ".join(self.vocab.decode(t.id for t in self.tokens).split())
 
+    word_texts = None  # the tokens spell the words
 
-def tokens_to_words(tokens: list[Token], vocab: Vocabulary, step_seconds: float) -> list[Word]:
-    """Group character tokens into words; a word spans its first to its last character's step."""
+
+def tokens_to_words(tokens: list[Token], vocab: Vocabulary, step_seconds: float,
+                    texts: list[str] | None = None) -> list[Word]:
+    """Group tokens into words at the space token; a word spans its first to its last token's step. texts: the
+    words' texts when the tokens do not spell them (phones); groups past the last text (a word in progress) are
+    left out."""
     words: list[Word] = []
     current: list[Token] = []
 
     def flush():
-        if current:
-            text = "".join(vocab.tokens[t.id] for t in current)
+        if current and (texts is None or len(words) < len(texts)):
+            text = "".join(vocab.tokens[t.id] for t in current) if texts is None else texts[len(words)]
             conf = float(np.exp(np.mean([t.logprob for t in current])))
             start = current[0].step * step_seconds
             end = (current[-1].step + 1) * step_seconds
             words.append(Word(text, round(start, 3), round(end, 3), round(conf, 4)))
-            current.clear()
+        current.clear()
 
     for t in tokens:
         if vocab.tokens[t.id] == " ":

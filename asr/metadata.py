@@ -63,6 +63,7 @@ class ModelInfo:
     chunk_steps: int  # model steps per streaming call (latency vs. efficiency)
     states: list[StateSpec]  # the graph's state inputs (each with an output named NAME_out), zeros at the start
     lookahead_steps: int = 0  # a step's output appears this many steps later (see recognizer.Stream)
+    units: str = "chars"  # what the tokens are: "chars" spell words, "phones" need a lexicon (asr.phones)
     version: str = "0"
     training: dict = field(default_factory=dict)  # data summary, config, command
     accuracy: dict = field(default_factory=dict)  # measured dev WER/CER
@@ -96,7 +97,8 @@ class ModelInfo:
             d["states"] = _lstm_states(d)
         if not isinstance(d["states"], list) or len(d["states"]) > MAX_STATES:
             raise ValueError(f"metadata asr.states is not a list of at most {MAX_STATES} states")
-        required = [f.name for f in fields(cls) if f.name not in ("lookahead_steps", "version", "training", "accuracy")]
+        required = [f.name for f in fields(cls) if f.name not in ("lookahead_steps", "units", "version", "training",
+                                                                         "accuracy")]
         missing = [k for k in required if k not in d]
         if missing:
             raise ValueError(f"metadata lacks {', '.join('asr.' + k for k in missing)}")
@@ -119,6 +121,7 @@ class ModelInfo:
             raise ValueError(f"metadata asr.vocab has {len(vocab)} tokens, {len(set(vocab))} distinct: a CTC "
                              "vocabulary needs a blank and at least one distinct token")
         _whole(self.blank_id, "blank_id", 0, len(vocab) - 1)
+        _validate_units(self.units, vocab, self.blank_id)
         _whole(self.stack, "stack", 1)
         _whole(self.chunk_steps, "chunk_steps", 1, MAX_CHUNK_STEPS)
         _whole(self.lookahead_steps, "lookahead_steps", 0, MAX_LOOKAHEAD_STEPS)
@@ -140,6 +143,18 @@ class ModelInfo:
         d["feature"] = {k: v for k, v in self.feature.to_dict().items() if k not in ("mel_matrix", "mean", "std")}
         d["states"] = [s.to_dict() for s in self.states]
         return d
+
+
+def _validate_units(units, vocab: list[str], blank_id: int) -> None:
+    from .phones import PHONES, UNITS, WORD_BOUNDARY
+
+    if units not in UNITS:
+        raise ValueError(f"metadata asr.units is {_clip(units)}, not one of {', '.join(UNITS)}")
+    if units == "phones":
+        unknown = [t for i, t in enumerate(vocab) if i != blank_id and t != WORD_BOUNDARY and t not in PHONES]
+        if unknown or WORD_BOUNDARY not in vocab:
+            raise ValueError(f"metadata asr.vocab of a phone model must be ARPAbet phones and the word boundary "
+                             f"{WORD_BOUNDARY!r}" + (f" (not {_clip(unknown[0])})" if unknown else ""))
 
 
 def _lstm_states(d: dict) -> list[dict]:

@@ -66,6 +66,14 @@ class Recognizer:
             from .lm import LanguageModel
 
             self.lm = LanguageModel(lm)
+        self.lexicon = self.pronouncer = None
+        if self.info.units == "phones":  # its words come from a pronunciation lexicon: the LM's words, or CMUdict's
+            from .lexicon import lexicon_for
+            from .phones import Pronouncer
+
+            self.pronouncer = Pronouncer()
+            self.lexicon = lexicon_for(self.vocab, self.lm.words if self.lm is not None and self.lm.words else None,
+                                       self.pronouncer)
 
     @classmethod
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
@@ -147,7 +155,8 @@ class Stream:
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
         self._state = recognizer.model.initial_state(1)
-        self.decoder = make_decoder(recognizer.decoding, recognizer.vocab, recognizer.lm, hotwords, lm)
+        self.decoder = make_decoder(recognizer.decoding, recognizer.vocab, recognizer.lm, hotwords, lm,
+                                    recognizer.lexicon, recognizer.pronouncer)
         self._feats = np.zeros((0, info.feature.n_mels), np.float32)
         # A model with lookahead L emits step t's output with step t + L: its first L outputs belong to steps before
         # the audio began and are dropped, so decoder steps are audio steps (times need no shift) and finish()
@@ -255,7 +264,7 @@ class Stream:
 
     def _result(self, final: bool) -> Result:
         step = self.rec.info.step_seconds
-        words = tokens_to_words(self.decoder.tokens, self.rec.vocab, step)
+        words = tokens_to_words(self.decoder.tokens, self.rec.vocab, step, self.decoder.word_texts)
         text = " ".join(w.text for w in words)
         start = words[0].start if words else round(self._segment_start_step * step, 3)
         end = words[-1].end if words else round(self.decoder.steps * step, 3)

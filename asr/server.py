@@ -433,9 +433,9 @@ class Server:
 
         try:
             boosts = hotword_boosts(hotwords)
+            return self.rec.stream(boosts or None, lm=use_lm)  # a phone model refuses words it cannot pronounce
         except ValueError as e:
             raise Rejected(str(e)) from None
-        return self.rec.stream(boosts or None, lm=use_lm)
 
     async def _send(self, s: Session) -> None:
         while True:

@@ -24,6 +24,7 @@ def load_checkpoint(path: str) -> tuple[StreamingModel, dict]:
     """A checkpoint fit to ship: loaded safely, its architecture matching its weights, every number finite."""
     ck = ckpt.load(path)
     ckpt.check_finite(ck, path)
+    ck = ckpt.without_aux(ck)  # the auxiliary phone head trains the shared layers only: the file has no trace of it
     return ckpt.build_model(ck, path), ck
 
 
@@ -34,7 +35,7 @@ def model_info(model: StreamingModel, ck: dict, chunk_steps: int, version: str, 
         info = ModelInfo(
             feature=FeatureConfig.from_dict(ck["feature_config"]), vocab=list(ck["vocab"]), blank_id=ck["blank_id"],
             stack=cfg.stack, chunk_steps=chunk_steps, states=model.states, lookahead_steps=model.lookahead_steps,
-            version=version,
+            units=ck.get("units", "chars"), version=version,
             training={"data": ck.get("data", {}), "config": ck["train_config"], "parameters": ck.get("parameters"),
                       "epoch": ck.get("epoch"), "averaged_from": ck.get("averaged_from")},
             accuracy=accuracy if accuracy is not None else {"dev_during_training": ck.get("dev")},

@@ -73,6 +73,16 @@ def load(path: str, map_location="cpu", required: tuple[str, ...] = MODEL_KEYS) 
     return ck
 
 
+def without_aux(ck: dict) -> dict:
+    """The checkpoint as the model file holds it: without the training-only auxiliary head (model.aux_vocab_size)."""
+    model_cfg = ck["train_config"].get("model", {}) if isinstance(ck.get("train_config"), dict) else {}
+    if not model_cfg.get("aux_vocab_size"):
+        return ck
+    train_config = {**ck["train_config"], "model": {**model_cfg, "aux_vocab_size": 0}}
+    weights = {k: v for k, v in ck["model"].items() if not k.startswith("aux.")}
+    return {**ck, "train_config": train_config, "model": weights}
+
+
 def load_weights(module: torch.nn.Module, state: dict, path: str) -> None:
     """load_state_dict, with a mismatch (another architecture) as one line instead of torch's essay."""
     try:

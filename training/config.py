@@ -51,6 +51,12 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     average_last: int = 3  # average the weights of the last N epoch checkpoints into averaged.pt
     max_steps_per_epoch: int = 0  # 0 = whole epoch; small values for smoke tests
+    # What the model outputs: "chars" (letters, apostrophe and space, the bundled model) or "phones" (ARPAbet and a
+    # word boundary, from CMUdict, espeak-ng for words it lacks; decoded with a pronunciation lexicon).
+    targets: str = "chars"
+    # A character model's auxiliary phone-CTC head, in training only: loss = (1 - w) char CTC + w phone CTC. The
+    # head is dropped at export, so the model file and the runtime are those of a plain character model.
+    aux_phone_weight: float = 0.0
     # Checkpoint whose weights start this run (fine-tuning on new data, or a warm restart with a fresh
     # schedule). Its architecture and normalisation statistics are kept: the weights only make sense with them.
     init: str = ""
@@ -73,6 +79,10 @@ class TrainConfig:
             ("checkpoint_minutes", self.checkpoint_minutes >= 0, "at least 0"),
             ("average_last", self.average_last >= 0, "at least 0"),
             ("max_steps_per_epoch", self.max_steps_per_epoch >= 0, "at least 0"),
+            ("targets", self.targets in ("chars", "phones"), '"chars" or "phones"'),
+            ("aux_phone_weight",
+             0 <= self.aux_phone_weight < 1 and not (self.aux_phone_weight and self.targets != "chars"),
+             'from 0 to below 1, with targets = "chars"'),
             ("model.n_mels", m.n_mels >= 1, "at least 1"), ("model.stack", m.stack >= 1, "at least 1"),
             ("model.hidden", m.hidden >= 1, "at least 1"), ("model.layers", m.layers >= 1, "at least 1"),
             ("model.dropout", 0 <= m.dropout < 1, "from 0 to below 1"),
@@ -93,7 +103,7 @@ class TrainConfig:
             value = self
             for part in name.split("."):
                 value = getattr(value, part)
-            numbers = value if isinstance(value, tuple) else (value,)
+            numbers = value if isinstance(value, tuple) else (value,) if not isinstance(value, str) else ()
             if not ok or not all(math.isfinite(v) for v in numbers):
                 raise ValueError(f"{name} = {value!r} must be {want}")
 

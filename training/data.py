@@ -144,11 +144,28 @@ def cached_features(paths: list[str], cfg: FeatureConfig, speed: float, cache_di
 
 def filter_utterances(utts: list[Utterance], vocab: Vocabulary, stack: int, hop_seconds: float,
                       min_seconds: float, max_seconds: float, log=print) -> tuple[list[Utterance], list[list[int]]]:
-    """Keep utterances CTC can learn from; report what was dropped and why."""
-    kept, targets, dropped = [], [], {"vocabulary": 0, "too long": 0, "too short": 0, "too many characters": 0}
+    """Keep utterances CTC can learn from as characters; report what was dropped and why."""
+    kept, (targets,) = encode_utterances(utts, [char_encoder(vocab)], stack, hop_seconds, min_seconds, max_seconds,
+                                         log)
+    return kept, targets
+
+
+def char_encoder(vocab: Vocabulary):
+    """Normalised text -> character ids, or why not."""
+    def encode(text: str):
+        return "vocabulary" if set(text) - set(vocab.tokens) else vocab.encode(text)
+    return encode
+
+
+def encode_utterances(utts: list[Utterance], encoders: list, stack: int, hop_seconds: float, min_seconds: float,
+                      max_seconds: float, log=print) -> tuple[list[Utterance], list[list[list[int]]]]:
+    """Keep utterances CTC can learn from with every encoder (normalised text -> target ids, or a string saying
+    why not: one per output head); their targets per encoder; report what was dropped and why."""
+    kept, targets = [], [[] for _ in encoders]
+    dropped = dict.fromkeys(("vocabulary", "too long", "too short", "too many characters"), 0)
     for u in utts:
         text = normalize_text(u.text, strict=True)
-        if text is None or set(text) - set(vocab.tokens):
+        if text is None:
             dropped["vocabulary"] += 1
             continue
         if u.duration > max_seconds:
@@ -157,13 +174,22 @@ def filter_utterances(utts: list[Utterance], vocab: Vocabulary, stack: int, hop_
         if u.duration < min_seconds or not text:
             dropped["too short"] += 1
             continue
-        ids = vocab.encode(text)
-        repeats = sum(a == b for a, b in zip(ids, ids[1:]))
-        if len(ids) + repeats > int(u.duration / hop_seconds) // stack - 1:
-            dropped["too many characters"] += 1
+        encoded = []
+        for encode in encoders:
+            ids = encode(text)
+            if isinstance(ids, str):
+                break
+            repeats = sum(a == b for a, b in zip(ids, ids[1:]))
+            if len(ids) + repeats > int(u.duration / hop_seconds) // stack - 1:
+                ids = "too many characters"
+                break
+            encoded.append(ids)
+        if isinstance(ids, str):
+            dropped[ids] = dropped.get(ids, 0) + 1
             continue
         kept.append(u)
-        targets.append(ids)
+        for k, ids in enumerate(encoded):
+            targets[k].append(ids)
     for why, n in dropped.items():
         if n:
             log(f"dropped {n} utterances: {why}")

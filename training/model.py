@@ -1,4 +1,5 @@
-"""The streaming acoustic models (PyTorch): stacked frames -> character log-probs, with a declared state.
+"""The streaming acoustic models (PyTorch): stacked frames -> character (or phone) log-probs, with a declared
+state.
 
 Every model is one interface, the same as the runtime's: `states` declares the state (names, shapes with
 the batch axis, which the exporter writes into the model file), `initial_state(n)` is zeros of those
@@ -29,6 +30,8 @@ class ModelConfig:
     # Future steps a causal convolution after the LSTM looks at (LookaheadAcousticModel); 0 = the plain
     # LSTM-CTC the bundled model is.
     lookahead: int = 0
+    # Outputs of an auxiliary head on the same hidden features (training only, dropped at export); 0 = none.
+    aux_vocab_size: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,17 +55,31 @@ class StreamingModel(nn.Module):
     def initial_state(self, n: int = 1, device=None) -> dict[str, torch.Tensor]:
         return {s.name: torch.zeros(s.shape_for(n), device=device) for s in self.states}
 
-    def step(self, features: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
-        """features [N, T, n_mels] (T a multiple of stack) -> (log_probs [N, T/stack, V], next state)."""
+    def hidden(self, features: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """features [N, T, n_mels] (T a multiple of stack) -> (what the output layer reads [N, T/stack, H], next
+        state)."""
         raise NotImplementedError
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Offline: log_probs [N, T/stack, V], step t's output at t (the streaming definition, flushed)."""
+    def step(self, features: torch.Tensor, state: dict) -> tuple[torch.Tensor, dict]:
+        """features [N, T, n_mels] (T a multiple of stack) -> (log_probs [N, T/stack, V], next state)."""
+        z, state = self.hidden(features, state)
+        return torch.log_softmax(self.out(z), dim=-1), state
+
+    def forward(self, features: torch.Tensor, aux: bool = False):
+        """Offline: log_probs [N, T/stack, V], step t's output at t (the streaming definition, flushed); with aux,
+        also the auxiliary head's log-probs."""
         late = self.lookahead_steps
         if late:
             features = nn.functional.pad(features, (0, 0, 0, late * self.config.stack))
-        log_probs, _ = self.step(features, self.initial_state(features.shape[0], features.device))
-        return log_probs[:, late:]
+        z, _ = self.hidden(features, self.initial_state(features.shape[0], features.device))
+        z = z[:, late:]
+        log_probs = torch.log_softmax(self.out(z), dim=-1)
+        return (log_probs, torch.log_softmax(self.aux(z), dim=-1)) if aux else log_probs
+
+    def _heads(self, config: ModelConfig) -> None:
+        self.out = nn.Linear(config.hidden, config.vocab_size)
+        if config.aux_vocab_size:
+            self.aux = nn.Linear(config.hidden, config.aux_vocab_size)
 
     def _stacked(self, features: torch.Tensor) -> torch.Tensor:
         n, t, f = features.shape
@@ -82,16 +99,16 @@ class AcousticModel(StreamingModel):
         self.config = config
         self.lstm = self._lstm(config)
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(config.hidden, config.vocab_size)
+        self._heads(config)
 
     @property
     def states(self) -> list[StateSpec]:
         shape = (self.config.layers, None, self.config.hidden)
         return [StateSpec("h", shape, 1), StateSpec("c", shape, 1)]
 
-    def step(self, features, state):
+    def hidden(self, features, state):
         y, (h, c) = self.lstm(self._stacked(features), (state["h"], state["c"]))
-        return torch.log_softmax(self.out(self.dropout(y)), dim=-1), {"h": h, "c": c}
+        return self.dropout(y), {"h": h, "c": c}
 
 
 class LookaheadAcousticModel(StreamingModel):
@@ -107,7 +124,7 @@ class LookaheadAcousticModel(StreamingModel):
         self.lstm = self._lstm(config)
         self.dropout = nn.Dropout(config.dropout)
         self.lookahead = nn.Conv1d(config.hidden, config.hidden, config.lookahead + 1, groups=config.hidden)
-        self.out = nn.Linear(config.hidden, config.vocab_size)
+        self._heads(config)
 
     @property
     def lookahead_steps(self) -> int:
@@ -120,12 +137,12 @@ class LookaheadAcousticModel(StreamingModel):
         return [StateSpec("lstm_hidden", lstm, 1), StateSpec("lstm_cell", lstm, 1),
                 StateSpec("past", (None, c.lookahead, c.hidden), 0)]
 
-    def step(self, features, state):
+    def hidden(self, features, state):
         y, (h, c) = self.lstm(self._stacked(features), (state["lstm_hidden"], state["lstm_cell"]))
         window = torch.cat([state["past"], self.dropout(y)], dim=1)  # [N, L + T, hidden]
         z = self.lookahead(window.transpose(1, 2)).transpose(1, 2)  # [N, T, hidden]
         past = window[:, -self.config.lookahead:]
-        return torch.log_softmax(self.out(z), dim=-1), {"lstm_hidden": h, "lstm_cell": c, "past": past}
+        return z, {"lstm_hidden": h, "lstm_cell": c, "past": past}
 
 
 def passthrough_lookahead(weights: dict, config: ModelConfig) -> dict:

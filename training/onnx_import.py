@@ -53,6 +53,7 @@ def checkpoint_from_onnx(path: str) -> dict:
         "feature_config": info.feature.to_dict(),
         "vocab": info.vocab,
         "blank_id": info.blank_id,
+        "units": info.units,
         "epoch": training.get("epoch"),
         "data": training.get("data", {}),
     }

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from asr.decoding import greedy_text
+from asr.decoding import GreedyDecoder
 from asr.audio import read_audio
 from asr.features import FeatureConfig, FeatureExtractor
 from asr.metrics import ErrorCounter
@@ -23,10 +23,11 @@ from asr.vocab import Vocabulary
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .augment import WaveAugmenter
-from .data import (DataError, FeatureSets, cached_features, collate, feature_stats, filter_utterances, make_batches,
+from .data import (DataError, FeatureSets, cached_features, collate, encode_utterances, feature_stats, make_batches,
                    read_manifest, speed_perturb)
 from .model import ModelConfig, StreamingModel, build_model, passthrough_lookahead
-from .onnx_import import load_init
+from .onnx_import import InitError, load_init
+from .targets import Heads, as_heads, heads_for, render
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Split:
     utts: list
     targets: list[list[int]]
     feats: dict[float, FeatureSets]  # by speed factor
+    aux_targets: list[list[int]] | None = None  # the auxiliary phone head's
 
     @property
     def hours(self) -> float:
@@ -53,17 +55,21 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
-def select(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary, limits: bool = True,
-           role: str = "") -> list[tuple[list, list[list[int]]]]:
-    """Per manifest, the utterances CTC can learn from and their targets; DataError (naming the role and
-    manifests) when none is left, since a split without utterances gives NaN statistics or no validation."""
+def select(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, heads: Heads | Vocabulary,
+           limits: bool = True, role: str = "") -> list[tuple[list, list[list[list[int]]]]]:
+    """Per manifest, the utterances CTC can learn from and their targets (one list per head); DataError (naming
+    the role and manifests) when none is left, since a split without utterances gives NaN statistics or no
+    validation."""
+    heads = as_heads(heads)
     hop = feat_cfg.hop_length / feat_cfg.sample_rate
     lo, hi = (cfg.min_seconds, cfg.max_seconds) if limits else (0.0, float("inf"))
     chosen, read = [], 0
     for m in manifests:
         utts = read_manifest(m)
         read += len(utts)
-        chosen.append(filter_utterances(utts, vocab, cfg.model.stack, hop, lo, hi, log=lambda msg: _log(f"{m}: {msg}")))
+        heads.prepare(utts)
+        chosen.append(encode_utterances(utts, heads.encoders, cfg.model.stack, hop, lo, hi,
+                                        log=lambda msg: _log(f"{m}: {msg}")))
     if role and not any(kept for kept, _ in chosen):
         why = "the manifest is empty" if not read else f"all {read} were filtered out, for the reasons printed above"
         raise DataError(f"{', '.join(manifests)}: no {role} utterances: {why}")
@@ -71,18 +77,19 @@ def select(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, voca
 
 
 def features_for(chosen, feat_cfg: FeatureConfig, speeds, cache_dir: str) -> Split:
-    utts, targets, parts = [], [], {s: [] for s in speeds}
+    utts, targets, aux, parts = [], [], [], {s: [] for s in speeds}
     for kept, kept_targets in chosen:
         utts += kept
-        targets += kept_targets
+        targets += kept_targets[0]
+        aux += kept_targets[1] if len(kept_targets) > 1 else []
         for s in speeds:
             parts[s].append(cached_features([u.audio for u in kept], feat_cfg, s, cache_dir))
-    return Split(utts, targets, {s: FeatureSets(p) for s, p in parts.items()})
+    return Split(utts, targets, {s: FeatureSets(p) for s, p in parts.items()}, aux if aux else None)
 
 
-def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, vocab: Vocabulary,
+def load_split(manifests: list[str], cfg: TrainConfig, feat_cfg: FeatureConfig, heads: Heads | Vocabulary,
                speeds, cache_dir: str, limits: bool = True) -> Split:
-    return features_for(select(manifests, cfg, feat_cfg, vocab, limits), feat_cfg, speeds, cache_dir)
+    return features_for(select(manifests, cfg, feat_cfg, heads, limits), feat_cfg, speeds, cache_dir)
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -109,7 +116,8 @@ def epoch_plan(split: Split, cfg: TrainConfig, epoch: int, batch_frames: int):
 
 
 def evaluate(model: StreamingModel, split: Split, feat_cfg: FeatureConfig, vocab: Vocabulary, device,
-             batch_frames: int = 60000) -> dict:
+             batch_frames: int = 60000, units: str = "chars") -> dict:
+    """Dev loss and greedy error rates (for a phone model: its phone error rate, word boundaries included)."""
     model.eval()
     fs = split.feats[1.0]
     mean, std = np.asarray(feat_cfg.mean), np.asarray(feat_cfg.std)
@@ -127,7 +135,10 @@ def evaluate(model: StreamingModel, split: Split, feat_cfg: FeatureConfig, vocab
             n += len(batch)
             lp = lp.float().cpu().numpy()
             for k, i in enumerate(batch):
-                errors.add(vocab.decode(split.targets[i]), greedy_text(lp[k, : xl[k]], vocab))
+                greedy = GreedyDecoder(vocab)
+                greedy.accept(lp[k, : xl[k]])
+                hyp = render([t.id for t in greedy.tokens], vocab, units)
+                errors.add(render(split.targets[i], vocab, units), " ".join(hyp.split()))
     model.train()
     return {"loss": loss_sum / max(1, n), "wer": errors.wer, "cer": errors.cer}
 
@@ -140,6 +151,7 @@ class Run:
     out_dir: str
     device: torch.device
     vocab: Vocabulary
+    heads: Heads
     feat_cfg: FeatureConfig
     model: StreamingModel
     wrapped: torch.nn.Module  # the model, or its DDP wrapper
@@ -205,27 +217,35 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
         torch.set_num_threads(cfg.threads)
     os.makedirs(out_dir, exist_ok=True)
     cache_dir = cache_dir or os.path.join(out_dir, "cache")
-    vocab = Vocabulary()
-    cfg.model.vocab_size = len(vocab)
+    heads = heads_for(cfg.targets, cfg.aux_phone_weight)
+    vocab = heads.vocab
     init = load_init(cfg.init) if cfg.init else None
     if init:
+        if list(init["vocab"]) != list(vocab.tokens):
+            raise InitError(f"{cfg.init}: its outputs are {len(init['vocab'])} other tokens than targets = "
+                            f"{cfg.targets!r} trains ({len(vocab)})")
         # The init's architecture, except that a plain model may grow a lookahead (model.lookahead = L).
         grow = cfg.model.lookahead if not init["train_config"]["model"].get("lookahead") else 0
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
         if grow:
             cfg.model.lookahead = grow
             init["model"] = passthrough_lookahead(init["model"], cfg.model)
+    cfg.model.vocab_size = len(vocab)
+    cfg.model.aux_vocab_size = len(heads.aux_vocab) if heads.aux_vocab else 0
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).to(device)
     if init:
-        ckpt.load_weights(model, init["model"], cfg.init)
+        # An auxiliary head the init lacks (exports drop it) starts fresh; one it has that this run does not want goes.
+        fresh = {k: v for k, v in model.state_dict().items() if k.startswith("aux.")}
+        weights = {k: v for k, v in init["model"].items() if not k.startswith("aux.") or k in fresh}
+        ckpt.load_weights(model, {**fresh, **weights}, cfg.init)
     state_path = os.path.join(out_dir, "last.pt")
     resumed = (ckpt.load_training_state(state_path, model, cfg.lr, device)
                if resume and os.path.exists(state_path) else None)
-    train_chosen = select(train_manifests, cfg, feat_cfg, vocab, role="training")
-    dev_chosen = select(dev_manifests, cfg, feat_cfg, vocab, limits=False, role="dev")
+    train_chosen = select(train_manifests, cfg, feat_cfg, heads, role="training")
+    dev_chosen = select(dev_manifests, cfg, feat_cfg, heads, limits=False, role="dev")
 
     if _rank() != 0:  # rank 0 fills the feature caches, the others then read them
         dist.barrier()
@@ -256,11 +276,12 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
         "feature_config": feat_cfg.to_dict(),
         "vocab": list(vocab.tokens),
         "blank_id": vocab.blank_id,
+        "units": heads.units,
         "data": {"train": train_manifests, "train_hours": round(train_split.hours, 3),
                  "train_utterances": len(train_split.utts), "dev": dev_manifests},
         "parameters": n_params,
     }
-    run = Run(cfg, out_dir, device, vocab, feat_cfg, model, wrapped, opt, sched, train_split, dev_split, meta,
+    run = Run(cfg, out_dir, device, vocab, heads, feat_cfg, model, wrapped, opt, sched, train_split, dev_split, meta,
               batch_frames, WaveAugmenter(cfg.augment.noise_dir, cfg.augment.rir_dir, feat_cfg.sample_rate),
               FeatureExtractor(feat_cfg, normalize=False), board=_tensorboard(out_dir))
     if resumed:
@@ -289,11 +310,17 @@ def train_epoch(run: Run, epoch: int) -> dict:
         x, xl, y, yl = collate([run.features(i, s, rng) for i, s in items],
                                [run.train_split.targets[i] for i, _ in items], cfg.model.stack, mean, std,
                                rng, cfg.augment)
+        aux = cfg.aux_phone_weight
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            lp = run.wrapped(torch.from_numpy(x).to(device))
-        loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y).to(device),
-                                            torch.from_numpy(xl).to(device), torch.from_numpy(yl).to(device),
-                                            blank=run.vocab.blank_id, reduction="sum", zero_infinity=True) / len(items)
+            out = run.wrapped(torch.from_numpy(x).to(device), aux=bool(aux))
+        lp, aux_lp = out if aux else (out, None)
+        loss = _ctc(lp, y, xl, yl, run.vocab.blank_id, device) / len(items)
+        if aux:
+            ay = [run.train_split.aux_targets[i] for i, _ in items]
+            ay_flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in ay])
+            ayl = np.array([len(t) for t in ay], dtype=np.int64)
+            aux_loss = _ctc(aux_lp, ay_flat, xl, ayl, run.heads.aux_vocab.blank_id, device) / len(items)
+            loss = (1 - aux) * loss + aux * aux_loss
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -320,9 +347,15 @@ def train_epoch(run: Run, epoch: int) -> dict:
             "seconds": time.monotonic() - t0}
 
 
+def _ctc(lp, y, xl, yl, blank: int, device) -> torch.Tensor:
+    return torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y).to(device),
+                                        torch.from_numpy(xl).to(device), torch.from_numpy(yl).to(device),
+                                        blank=blank, reduction="sum", zero_infinity=True)
+
+
 def validate_and_save(run: Run, epoch: int, stats: dict) -> None:
     """After epoch (0-based) on rank 0: dev scores, the metrics row, and the best, epoch and resume checkpoints."""
-    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device)
+    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device, units=run.heads.units)
     elapsed = stats["seconds"]
     row = {"epoch": epoch + 1, "train_loss": round(stats["train_loss"], 4),
            "dev_loss": round(dev["loss"], 4), "dev_wer": round(dev["wer"], 4), "dev_cer": round(dev["cer"], 4),
@@ -353,7 +386,7 @@ def average_epochs(run: Run, last_epoch: int, n: int) -> dict | None:
         return None
     averaged = ckpt.average(paths)
     run.model.load_state_dict(averaged["model"])
-    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device)
+    dev = evaluate(run.model, run.dev_split, run.feat_cfg, run.vocab, run.device, units=run.heads.units)
     ckpt.save({**averaged, "dev": dev}, os.path.join(run.out_dir, "averaged.pt"))
     _log(f"averaged {len(paths)} checkpoints: dev wer={dev['wer']:.4f} cer={dev['cer']:.4f}")
     return dev

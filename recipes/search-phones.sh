@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Issue 17, lever 1 at small scale: characters (recipes/search.toml), phones (recipes/search-phones.toml) and
+# characters with an auxiliary phone-CTC head (search.toml + aux_phone_weight=0.3), the same data, epochs and
+# seed; each exported and scored through the runtime with the book LM and lexicon (what users get), LibriSpeech
+# and AN4 apart, with its training speed and runtime RTF (one thread). Resumable: rerun to continue; finished
+# steps are skipped. Needs the book LM (scripts/build_lm.sh).
+#   recipes/search-phones.sh [VARIANT...]        # chars phones aux-phones (default: all three)
+#   SETS="epochs=1 max_steps_per_epoch=3" ...    # extra --set overrides for every variant (a smoke test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${DATA:-../shared/data}"
+PY="${PY:-.venv/bin/python}"
+OUT="${OUT:-runs/search-phones}"
+LM="${LM:-${ASR_LM:-${XDG_CACHE_HOME:-$HOME/.cache}/asr/en-books-4gram.npz}}"
+[ -f "$LM" ] || { echo "search-phones.sh: no book LM at $LM: build it with scripts/build_lm.sh" >&2; exit 2; }
+declare -A CONFIG=([chars]=recipes/search.toml [phones]=recipes/search-phones.toml [aux-phones]=recipes/search.toml)
+declare -A LEVER=([chars]="" [phones]="" [aux-phones]="aux_phone_weight=0.3")
+ORDER=(chars phones aux-phones)
+mkdir -p "$OUT"
+for name in "${@:-${ORDER[@]}}"; do
+  sets=()
+  for kv in ${LEVER[$name]} ${SETS:-}; do sets+=(--set "$kv"); done
+  if [ ! -f "$OUT/$name.onnx" ]; then
+    "$PY" -m asr.cli train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$OUT/$name" \
+      --config "${CONFIG[$name]}" --cache-dir "$OUT/cache" --resume "${sets[@]}" > "$OUT/$name.log" 2>&1
+    "$PY" -m asr.cli export "$OUT/$name/best.pt" -o "$OUT/$name.onnx" >> "$OUT/$name.log" 2>&1
+  fi
+  [ -f "$OUT/$name.eval.json" ] || "$PY" -m asr.cli eval "$DATA/dev.jsonl" --model "$OUT/$name.onnx" --lm "$LM" \
+    --threads 1 --json > "$OUT/$name.eval.json"
+done
+"$PY" - "$OUT" "${ORDER[@]}" <<'PY' | tee "$OUT/results.md"
+import csv, json, os, sys
+out = sys.argv[1]
+print("| variant | dev WER, LM + lexicon | LibriSpeech | AN4 | training audio-s/s | runtime RTF (1 thread) |")
+print("|---|---|---|---|---|---|")
+for name in sys.argv[2:]:
+    path = f"{out}/{name}.eval.json"
+    if not os.path.exists(path):
+        continue
+    r = json.load(open(path))
+    parts = {("an4" if "an4" in c else "librispeech" if "librispeech" in c else c): p for c, p in r["by_corpus"].items()}
+    rows = list(csv.DictReader(open(f"{out}/{name}/metrics.csv")))
+    speed = sum(float(x["audio_per_second"]) for x in rows) / len(rows)
+    part = lambda k: f"{parts[k]['wer']:.1%}" if k in parts else "-"
+    print(f"| {name} | {r['wer']:.1%} | {part('librispeech')} | {part('an4')} | {speed:.0f} | {r['rtf']:.4f} |")
+PY
