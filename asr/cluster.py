@@ -36,10 +36,16 @@ class _Worker:
     """A Ray actor's state: one Recognizer for every file sent to it."""
 
     def __init__(self, loader):
-        self.rec = loader()
+        # A failure is kept and told by ready(): raised here, Ray would keep only its own wrapping of it.
+        self.rec, self.error = None, None
+        try:
+            self.rec = loader()
+        except Exception as e:
+            self.error = first_line(e) or type(e).__name__
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str | None:
+        """None once the model is loaded, else why it could not be."""
+        return self.error
 
     def transcribe(self, item: Input, formats: list[str], output_dir: str | None) -> Outcome:
         return transcribe_one(item, formats, output_dir, self.rec)
@@ -166,11 +172,14 @@ class _Pool:
     def _on_ready(self, ref) -> None:
         actor = self.starting.pop(ref)
         try:
-            self.ray.get(ref)
-        except self.ray.exceptions.RayError as e:
-            self.start_errors.append(_cause(e))
+            error = self.ray.get(ref)
+        except self.ray.exceptions.RayError as e:  # its process died, or could not be started
+            error = _cause(e)
+        if error:
+            self.ray.kill(actor, no_restart=True)
+            self.start_errors.append(error)
             if self.started_one:
-                self.note(f"asr: a Ray actor failed to start: {_cause(e)}")
+                self.note(f"asr: a Ray actor failed to start: {error}")
             return
         self.started_one = True
         self._feed(actor)
@@ -266,20 +275,25 @@ def _deferred_signals(stop: list[int]):
 
 
 def _cause(error: BaseException) -> str:
-    """The one line that says why a Ray call failed, not Ray's wrapping of it."""
+    """The one line that says why a Ray call failed, not Ray's wrapping of it: the exception a task raised, or
+    where a worker process that died ran (Ray's own account of a death is a page of possible causes)."""
     cause = getattr(error, "cause", None)
     if isinstance(cause, BaseException):
         return first_line(cause) or type(cause).__name__
-    text = first_line(error)
-    return text or type(error).__name__
+    fields = dict(line.strip().split(": ", 1) for line in str(error).splitlines()
+                  if line.startswith("\t") and ": " in line)
+    if "pid" in fields:
+        return f"pid {fields['pid']}" + (f" on {fields['ip']}" if "ip" in fields else "")
+    return first_line(error) or type(error).__name__
 
 
 def transcribe(files: list[str], output_dir: str | None = None, formats=("txt",), address: str = "auto",
                actors: int = 0, threads: int = 1, skip_existing: bool = False, loader=None,
                progress: bool = False) -> int:
     """`asr transcribe --ray` from Python: files, folders and globs as on the command line; returns the exit
-    status (0 all transcribed, 1 some failed, 2 colliding output names). loader: a picklable callable that builds
-    the Recognizer on each actor (default: the bundled model, as Recognizer.load() decodes it)."""
+    status (0 all transcribed, 1 some failed, 2 colliding output names) and raises ClusterError when there is no
+    cluster to run on or no actor could load the model. loader: a picklable callable that builds the Recognizer
+    on each actor (default: the bundled model, as Recognizer.load() decodes it)."""
     from functools import partial
 
     from .batch import expand_inputs

@@ -236,6 +236,7 @@ def test_the_python_api_writes_the_same_outputs(cluster, corpus, local_outputs, 
     out = tmp_path / "out"
     program = f"""
 import sys
+from functools import partial
 import ray
 from asr import cluster
 from asr.recognizer import Recognizer
@@ -244,11 +245,21 @@ status = cluster.transcribe([{str(corpus / "deep")!r}, {str(corpus / "one.wav")!
                             formats=["json", "srt"], address={cluster!r},
                             loader=partial(Recognizer.load, lm=None, threads=1))
 assert not ray.is_initialized(), "it connected, so it disconnects"
+try:  # a model no actor can load: the reason, not a batch of identical failures
+    cluster.transcribe([{str(corpus / "one.wav")!r}], {str(out / "bad")!r}, address={cluster!r},
+                       loader=partial(Recognizer.load, "/nonexistent/model.onnx"))
+except cluster.ClusterError as e:
+    print("ClusterError:", e)
+assert not ray.is_initialized()
 sys.exit(status)
 """
     r = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=180,
                        cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr
+    error = [line for line in r.stdout.splitlines() if line.startswith("ClusterError:")]
+    assert len(error) == 1 and "no Ray actor could load the model" in error[0], r.stdout
+    assert "/nonexistent/model.onnx" in error[0], error
+    assert not (out / "bad").exists() or not any((out / "bad").iterdir())
     expected = {"one.json", "one.srt", "er/three.json", "er/three.srt", "long.json", "long.srt"}
     got = _tree(out)
     assert set(got) == expected
