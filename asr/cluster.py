@@ -123,7 +123,7 @@ class RayRunner:
         finally:
             if connected:
                 ray.shutdown()
-        return f"Ray, {count} actors on {cpus} CPUs"
+        return f"Ray, {count} actor{'s' if count != 1 else ''} on {cpus} CPUs"
 
 
 class _Pool:

@@ -268,6 +268,33 @@ sys.exit(status)
         assert got[name] == (local_outputs / local).read_bytes(), name
 
 
+def test_ray_local_starts_a_private_ray_for_the_run(corpus, local_outputs, tmp_path):
+    temp = tempfile.mkdtemp(prefix="asr-ray-", dir="/tmp")  # Ray's folder for it, instead of /tmp/ray
+    out = tmp_path / "out"
+    try:
+        r = run_asr("transcribe", corpus / "deep", "--output-dir", out, "--format", "all", "--ray", "local",
+                    "--jobs", "1", *FAST, env={"RAY_TMPDIR": temp, "RAY_AUTH_MODE": "token",
+                                               "RAY_AUTH_TOKEN": secrets.token_hex(32)})  # not ~/.ray's
+        assert r.returncode == 0 and "Ray, 1 actor on" in r.stderr, r.stderr
+        assert _tree(out) == {k[len("deep/"):]: v for k, v in _tree(local_outputs).items() if k.startswith("deep/")}
+        assert not [pid for pid in _session_of_dir(temp)], "the private Ray outlived its run"
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _session_of_dir(temp: str) -> list[int]:
+    """Live processes whose command line names Ray's folder for the run."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if temp.encode() in open(f"/proc/{entry}/cmdline", "rb").read():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
 def test_cluster_errors_are_one_line(cluster, corpus):
     port = _free_port()  # nothing listens there: Ray alone would wait for ever
     t0 = time.monotonic()
