@@ -214,11 +214,14 @@ def _first_line(e: BaseException) -> str:
 
 
 def run_batch(inputs: list[Input | str], formats: list[str], output_dir: str | None, loader, jobs: int = 1,
-              skip_existing: bool = False, progress: bool = True, recognizer=None) -> int:
+              skip_existing: bool = False, progress: bool = True, recognizer=None, runner=None) -> int:
     """Transcribe inputs; returns the exit status (1 when any input failed, 2 when outputs would collide,
     128 + the signal when stopped by SIGTERM or SIGINT).
 
-    loader() builds a Recognizer in each worker process; recognizer, when given, serves a serial run."""
+    loader() builds a Recognizer in each worker process; recognizer, when given, serves a serial run. runner,
+    when given, replaces the local workers: runner(inputs, formats, output_dir, loader, report, note) calls
+    transcribe_one somewhere for every input, passes each Outcome to report in input order, and returns the
+    summary's description of its workers (cluster.RayRunner runs them on Ray)."""
     started = time.monotonic()
     inputs = [_as_input(i) for i in inputs]
     if output_dir:
@@ -259,10 +262,13 @@ def run_batch(inputs: list[Input | str], formats: list[str], output_dir: str | N
             bar.update(durations.get(o.path, 0.0))
 
     jobs = max(1, min(jobs, len(inputs)))
+    workers = f"{jobs} jobs"
     _Stop.in_worker, _Stop.pending, _Stop.stopped = False, None, False
     try:
         with _stop_on_signals():
-            if jobs == 1 or any(i.path == "-" for i in inputs):
+            if runner is not None:
+                workers = runner(inputs, formats, output_dir, loader, report, lambda m: _write_err(bar, m))
+            elif jobs == 1 or any(i.path == "-" for i in inputs):
                 rec = recognizer or loader()
                 for item in inputs:
                     report(transcribe_one(item, formats, output_dir, rec))
@@ -282,7 +288,7 @@ def run_batch(inputs: list[Input | str], formats: list[str], output_dir: str | N
         amount = f"{audio / 3600:.2f} h" if audio >= 3600 else f"{audio / 60:.1f} min"
         rtf = f"real-time factor {wall / audio:.4f}, " if audio else ""
         print(f"asr: {len(inputs) - len(failed)} transcribed, {len(failed)} failed, {amount} of audio in {wall:.1f} s "
-              f"({rtf}{jobs} jobs)", file=sys.stderr)
+              f"({rtf}{workers})", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -109,10 +109,31 @@ def cmd_transcribe(args) -> int:
     if not inputs:
         _fail("no audio files found in " + " ".join(args.files))
         return 1
+    if args.ray:
+        return _transcribe_on_ray(args, inputs, formats)
     jobs = args.jobs or os.cpu_count() or 1
     loader = partial(_load_recognizer_for_worker, args, 1 if jobs > 1 else args.threads)
     return run_batch(inputs, formats, args.output_dir, loader, jobs=jobs, skip_existing=args.skip_existing,
                      recognizer=recognizer)
+
+
+def _transcribe_on_ray(args, inputs, formats) -> int:
+    from functools import partial
+
+    from .batch import run_batch
+    from .cluster import ClusterError, RayRunner
+
+    if any(i.path == "-" for i in inputs):
+        _fail("--ray: the cluster's workers read the files themselves, so standard input (-) cannot be one")
+        return 2
+    threads = args.threads or 1  # per actor: Ray gives each actor this many CPUs
+    loader = partial(_load_recognizer_for_worker, args, threads)
+    try:
+        return run_batch(inputs, formats, args.output_dir, loader, skip_existing=args.skip_existing,
+                         runner=RayRunner(args.ray, args.jobs, threads))
+    except ClusterError as e:
+        _fail(first_line(e))
+        return 1
 
 
 def _load_recognizer_for_worker(args, threads):
@@ -247,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=[*FORMATS, "all"], default="txt")
     t.add_argument("--output-dir", help="write FILE-stem.FORMAT here (atomically) instead of printing")
     t.add_argument("--skip-existing", action="store_true", help="skip inputs whose outputs already exist")
-    t.add_argument("--jobs", type=int_at_least(0, 256), default=0, help="parallel workers (default: number of cores)")
+    t.add_argument("--jobs", type=int_at_least(0, 256), default=0,
+                   help="parallel workers (default: number of cores; with --ray, actors: one per cluster CPU)")
+    t.add_argument("--ray", metavar="ADDRESS", help="run the workers on a Ray cluster: auto (the one `ray start` "
+                   "runs here, or $RAY_ADDRESS), HOST:PORT, or local (a private one on this machine); inputs and "
+                   "--output-dir must be on storage every node sees (needs the cluster extra)")
     _add_model_args(t)
     t.set_defaults(func=cmd_transcribe)
 
