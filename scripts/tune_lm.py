@@ -59,8 +59,10 @@ def utterance_log_probs(rec, manifest: str, limit: int = 0) -> list[tuple[str, s
             break
         feats = rec.stream().frontend.accept(read_audio(item["audio"]))
         feats = feats[: len(feats) // rec.info.stack * rec.info.stack]
+        late = rec.info.lookahead_steps  # flushed as the runtime does: zero features, the first outputs dropped
+        feats = np.concatenate([feats, np.zeros((late * rec.info.stack, feats.shape[1]), np.float32)])
         lp, _ = rec.model.step(feats[None], rec.model.initial_state())
-        items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0]))
+        items.append((item.get("corpus", "all"), normalize_text(item["text"]), lp[0][late:]))
     return items
 
 
