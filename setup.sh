@@ -32,3 +32,6 @@ fi
 # Pinned: an unpinned torch pulls several GB of CUDA packages; the CPU build trains and tests.
 if [ -n "$extra" ]; then .venv/bin/python -m pip install -q torch==2.13.0; fi
 .venv/bin/python -m pip install -q -e ".${extra}"
+# Silero VAD's model for --vad (MIT). The wheel's Python code needs torch, which asr never imports: it reads only
+# the wheel's .onnx file, so the wheel is installed without its dependencies (torch, or a second onnxruntime).
+.venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3

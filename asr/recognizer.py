@@ -273,8 +273,9 @@ class Stream:
         trailing = (d.steps - 1 - last) * step
         if self._vad:  # read every chunk (its buffer stays small), at the decoder's position so that segments
             # do not depend on how far ahead the audio was pushed
-            vad_silence = self._vad.silence_at(self.decoded_samples)
-            if has_speech and trailing >= VAD_MIN_BLANKS and vad_silence >= self.rec.vad.silence:
+            ready = has_speech and trailing >= VAD_MIN_BLANKS
+            vad_silence = self._vad.silence_at(self.decoded_samples, needed=ready)
+            if ready and vad_silence >= self.rec.vad.silence:
                 return True
         return self.rec.endpoint.is_endpoint(has_speech, trailing, (d.steps - self._segment_start_step) * step)
 

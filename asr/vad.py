@@ -105,6 +105,11 @@ class VadStream:
         samples = np.asarray(samples, np.float32).reshape(-1)
         self._buf = np.concatenate([self._buf, samples]) if len(self._buf) else samples
 
+    @property
+    def pending(self) -> int:
+        """Samples pushed and not yet decided."""
+        return len(self._buf)
+
     def probs(self) -> np.ndarray:
         """Speech probabilities of the complete frames pushed since the last call (in one model call)."""
         n = len(self._buf) // FRAME
@@ -159,9 +164,11 @@ class VadClock:
     def push(self, samples: np.ndarray) -> None:
         self.vad.push(samples)
 
-    def silence_at(self, samples: int) -> float:
+    def silence_at(self, samples: int, needed: bool = True) -> float:
+        """needed=False: the caller will not use the answer, so the model may wait until a second of audio has
+        gathered (fewer, larger calls; the state is the same, as frames are read in order either way)."""
         upto = samples // FRAME
-        if upto > self._read + len(self._probs):
+        if upto > self._read + len(self._probs) and (needed or self.vad.pending >= SAMPLE_RATE):
             new = self.vad.probs()
             self._probs = np.concatenate([self._probs, new]) if len(self._probs) else new
         take = min(max(upto - self._read, 0), len(self._probs))

@@ -182,7 +182,7 @@ def test_bad_vad_options_and_models_are_one_line(any_model, tmp_path, monkeypatc
     r = run_asr("transcribe", wav, "--vad", "--vad-silence", "nan")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     for bad, says in ((tmp_path / "missing.onnx", "not found"), (any_model, "not Silero VAD")):
-        r = run_asr("transcribe", wav, "--model", any_model, "--vad", env={"ASR_VAD_MODEL": str(bad)})
+        r = run_asr("transcribe", wav, "--model", any_model, "--no-lm", "--vad", env={"ASR_VAD_MODEL": str(bad)})
         assert r.returncode == 1 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     monkeypatch.setattr("asr.vad.importlib.util.find_spec", lambda name: None)
     monkeypatch.delenv("ASR_VAD_MODEL", raising=False)
