@@ -24,6 +24,7 @@ SAMPLE_RATE = 16000
 FRAME = 512  # samples per decision (32 ms)
 CONTEXT = 64  # samples of the previous frame the model sees before each frame
 FRAME_SECONDS = FRAME / SAMPLE_RATE
+MAX_FRAMES = 512  # frames per model call at most (16 s; its input is 1.2 MB)
 _STATE = (1, 1, 128)
 
 
@@ -111,21 +112,23 @@ class VadStream:
         return len(self._buf)
 
     def probs(self) -> np.ndarray:
-        """Speech probabilities of the complete frames pushed since the last call (in one model call)."""
+        """Speech probabilities of the complete frames pushed since the last call (one model call per 16 s)."""
         n = len(self._buf) // FRAME
-        if not n:
-            return np.zeros(0, np.float32)
-        frames = self._buf[: n * FRAME].reshape(n, FRAME)
+        out = []
+        for first in range(0, n, MAX_FRAMES):  # bounded calls: a whole file may be pushed at once
+            m = min(MAX_FRAMES, n - first)
+            frames = self._buf[first * FRAME : (first + m) * FRAME].reshape(m, FRAME)
+            contexts = np.empty((m, CONTEXT), np.float32)
+            contexts[0] = self._context
+            contexts[1:] = frames[:-1, -CONTEXT:]
+            self._context = frames[-1, -CONTEXT:].copy()
+            p, self._h, self._c = self.model.session.run(
+                ["speech_probs", "hn", "cn"], {"input": np.concatenate([contexts, frames], axis=1), "h": self._h,
+                                               "c": self._c})
+            out.append(np.asarray(p, np.float32).reshape(-1))
         self._buf = self._buf[n * FRAME :]
-        contexts = np.empty((n, CONTEXT), np.float32)
-        contexts[0] = self._context
-        contexts[1:] = frames[:-1, -CONTEXT:]
-        self._context = frames[-1, -CONTEXT:].copy()
-        p, self._h, self._c = self.model.session.run(
-            ["speech_probs", "hn", "cn"], {"input": np.concatenate([contexts, frames], axis=1), "h": self._h,
-                                           "c": self._c})
         self.frames += n
-        return np.asarray(p, np.float32).reshape(-1)
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 class SpeechState:

@@ -4,8 +4,11 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -68,10 +71,12 @@ def test_probabilities_separate_speech_from_silence_and_noise(vad_model, speech)
 
 def test_any_split_gives_the_same_probabilities(vad_model, speech):
     rng = np.random.default_rng(1)
-    whole = probs_of(vad_model, speech, [])
+    audio = np.tile(speech, 3)  # over 512 frames: pushed whole, it takes more than one model call
+    whole = probs_of(vad_model, audio, [])
+    assert len(whole) > 512
     for _ in range(3):
-        cuts = np.sort(rng.integers(0, len(speech), 12))
-        np.testing.assert_array_equal(probs_of(vad_model, speech, cuts), whole)
+        cuts = np.sort(rng.integers(0, len(audio), 12))
+        np.testing.assert_array_equal(probs_of(vad_model, audio, cuts), whole)
 
 
 def test_equals_silero_frame_by_frame_model(vad_model, speech):
@@ -188,3 +193,38 @@ def test_bad_vad_options_and_models_are_one_line(any_model, tmp_path, monkeypatc
     monkeypatch.delenv("ASR_VAD_MODEL", raising=False)
     with pytest.raises(VadError, match="pip install --no-deps silero-vad"):
         model_path()
+
+
+@pytest.mark.skipif(not shutil.which("pulseaudio") or not shutil.which("paplay"), reason="PulseAudio not installed")
+def test_live_vad_on_a_real_audio_stack_equals_the_offline_stream(any_model, tmp_path):
+    """`asr live --vad` hearing a sample played into PulseAudio: its finals are exactly those of a VAD stream over
+    the audio it heard (--save-audio), and the segment is closed by the endpoint, before Ctrl+C."""
+    from test_live import _asr, start_pulse, stop_pulse
+
+    wav = str(sample_pairs()[0][0])
+    (tmp_path / "pulse").mkdir()
+    env = start_pulse(tmp_path / "pulse")
+    try:
+        proc = subprocess.Popen(_asr("live", "--model", any_model, "--no-lm", "--vad", "--output",
+                                     tmp_path / "finals.jsonl", "--save-audio", tmp_path / "heard.wav"),
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert "listening" in proc.stderr.readline()
+            time.sleep(2.5)  # PortAudio's first callback arrives 1-2 s after the stream opens
+            subprocess.run(["paplay", "--device=vsink", wav], env=env, check=True, timeout=60)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (tmp_path / "finals.jsonl").read_text().strip():
+                time.sleep(0.05)
+            closed_before_interrupt = bool((tmp_path / "finals.jsonl").read_text().strip())
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            proc.kill()
+    finally:
+        stop_pulse(env)
+    assert closed_before_interrupt
+    live = [json.loads(line) for line in (tmp_path / "finals.jsonl").read_text().splitlines()]
+    heard = read_audio(str(tmp_path / "heard.wav"), SR)
+    rec = Recognizer.load(any_model, device="cpu", threads=1, lm=None, vad=VadConfig())
+    offline = [r for _, r in _stream_finals(rec, heard, np.arange(320, len(heard), 320))]
+    assert [(r["text"], r["start"], r["end"]) for r in live] == [(r.text, r.start, r.end) for r in offline]
