@@ -103,8 +103,9 @@ class VadStream:
         self.frames = 0  # frames decided so far
 
     def push(self, samples: np.ndarray) -> None:
+        # A copy either way: the samples may wait here for a second, and a caller may reuse its buffer.
         samples = np.asarray(samples, np.float32).reshape(-1)
-        self._buf = np.concatenate([self._buf, samples]) if len(self._buf) else samples
+        self._buf = np.concatenate([self._buf, samples]) if len(self._buf) else samples.copy()
 
     @property
     def pending(self) -> int:
