@@ -47,3 +47,6 @@ else
   fi
   .venv/bin/python -m pip install -q -e ".${extra}"
 fi
+# Silero VAD's model for --vad (MIT). The wheel's Python code needs torch, which asr never imports: it reads only
+# the wheel's .onnx file, so the wheel is installed without its dependencies (torch, or a second onnxruntime).
+.venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3

@@ -9,7 +9,7 @@ _LAZY = {
     "Recognizer": "recognizer", "Stream": "recognizer", "default_lm_path": "recognizer",
     "Result": "results", "Word": "results", "Token": "results", "DecodingConfig": "decoders",
     "BeamConfig": "beam", "EndpointConfig": "endpoint", "FeatureConfig": "features",
-    "AudioError": "audio", "ModelError": "model",
+    "AudioError": "audio", "ModelError": "model", "VadConfig": "vad",
 }
 
 

@@ -30,7 +30,15 @@ def _load_recognizer(args):
 
     endpoint = EndpointConfig(args.silence_after_speech, args.silence_without_speech, args.max_segment)
     return Recognizer.load(args.model, device=args.device, threads=args.threads, endpoint=endpoint,
-                           decoding=_decoding_config(args))
+                           decoding=_decoding_config(args), vad=_vad_config(args))
+
+
+def _vad_config(args):
+    if not args.vad:
+        return None
+    from .vad import VadConfig
+
+    return VadConfig(threshold=args.vad_threshold, silence=args.vad_silence, skip=args.vad_skip)
 
 
 def _decoding_config(args) -> DecodingConfig:
@@ -43,6 +51,13 @@ def _decoding_config(args) -> DecodingConfig:
     beam = BeamConfig(beam=args.beam or BeamConfig.beam, lm_weight=args.lm_weight, word_bonus=args.word_bonus,
                       token_beam=args.token_beam, hotwords=hotword_boosts(items), lexicon=not args.open_vocabulary)
     return DecodingConfig(lm=args.lm or not args.no_lm, beam_search=bool(args.beam), beam=beam)
+
+
+def _probability(text: str) -> float:
+    value = number()(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not between 0 and 1")
+    return value
 
 
 def _read_hotwords_file(path: str, limit: int = 1 << 20) -> list[str]:
@@ -70,6 +85,17 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"reset after this much audio with nothing recognised (default {ep.silence_without_speech:g})")
     p.add_argument("--max-segment", type=positive_float, default=ep.max_segment, metavar="S",
                    help=f"longest segment (default {ep.max_segment:g})")
+    from .vad import INSTALL_HINT, VadConfig
+
+    v = p.add_argument_group(f"voice activity detection (Silero VAD, from the silero-vad wheel: {INSTALL_HINT})")
+    v.add_argument("--vad", action="store_true",
+                   help="files: skip long non-speech; live and serve: also close a segment on VAD silence")
+    v.add_argument("--vad-threshold", type=_probability, default=VadConfig.threshold, metavar="P",
+                   help=f"speech probability that starts speech (default {VadConfig.threshold:g})")
+    v.add_argument("--vad-silence", type=positive_float, default=VadConfig.silence, metavar="S",
+                   help=f"close a segment after this much VAD silence after speech (default {VadConfig.silence:g})")
+    v.add_argument("--vad-skip", type=positive_float, default=VadConfig.skip, metavar="S",
+                   help=f"files: do not decode non-speech longer than this (default {VadConfig.skip:g})")
     d = p.add_argument_group("decoding (the bundled model decodes with the book LM once scripts/build_lm.sh has built "
                              "it, $ASR_LM or ~/.cache/asr/: beam search over the LM's words; otherwise, and for other "
                              "models, greedy unless --beam, --lm or a hotword is given)")

@@ -16,6 +16,8 @@ from .endpoint import EndpointConfig
 from .features import FeatureExtractor
 from .model import ModelError, OnnxAcousticModel
 from .results import Result
+from .vad import SAMPLE_RATE as VAD_RATE
+from .vad import VadClock, VadConfig, VadModel
 from .vocab import Vocabulary
 
 # The repository's assets/ folder is the package asr.assets (pyproject.toml maps it), so one lookup finds the
@@ -24,6 +26,9 @@ ASSETS = str(files("asr.assets"))
 SAMPLES = os.path.join(ASSETS, "samples")
 BUNDLED_MODEL = os.path.join(ASSETS, "en-lstm-ctc.onnx")
 LM_NAME = "en-books-4gram.npz"
+# A VAD endpoint also waits for this many seconds of CTC blanks: the model may emit a word's first letter a
+# frame or two before the VAD hears its onset, and the segment must not close between them.
+VAD_MIN_BLANKS = 0.25
 
 
 def default_model_path() -> str:
@@ -53,7 +58,7 @@ class Recognizer:
     (Stream.accept) or many at once in one model call (step_streams)."""
 
     def __init__(self, model: OnnxAcousticModel, endpoint: EndpointConfig | None = None,
-                 decoding: DecodingConfig | None = None):
+                 decoding: DecodingConfig | None = None, vad: VadConfig | None = None):
         self.model = model
         self.info = model.info
         self.vocab = Vocabulary(self.info.vocab, self.info.blank_id)
@@ -74,14 +79,20 @@ class Recognizer:
             self.pronouncer = Pronouncer()
             self.lexicon = lexicon_for(self.vocab, self.lm.words if self.lm is not None and self.lm.words else None,
                                        self.pronouncer)
+        # With a VadConfig, files skip long non-speech (transcribe) and streams also end a segment on VAD silence.
+        if vad and self.sample_rate != VAD_RATE:
+            raise ModelError(f"{model.path}: --vad needs a {VAD_RATE} Hz model (Silero VAD's rate)")
+        self.vad = vad
+        self.vad_model = VadModel() if vad else None
 
     @classmethod
     def load(cls, path: str | None = None, device: str = "auto", threads: int = 0,
              endpoint: EndpointConfig | None = None, decoding: DecodingConfig | None = None,
-             lm=..., beam: BeamConfig | None = None) -> "Recognizer":
+             lm=..., beam: BeamConfig | None = None, vad: VadConfig | None = None) -> "Recognizer":
         """lm: a language model file (ARPA, .npz or KenLM binary), True for the book LM (when built) when the model
         is the bundled one (DecodingConfig's default), or None/False for none; an LM implies beam search. beam: a
-        BeamConfig asks for beam search with it. Given, both override `decoding`'s fields."""
+        BeamConfig asks for beam search with it. Given, both override `decoding`'s fields. vad: voice activity
+        detection (needs the silero-vad wheel)."""
         path = path or default_model_path()
         if not os.path.exists(path):
             raise ModelError(f"{path}: model file not found")
@@ -90,7 +101,7 @@ class Recognizer:
             decoding = replace(decoding, lm=lm)
         if beam is not None:
             decoding = replace(decoding, beam=beam, beam_search=True)
-        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, decoding)
+        return cls(OnnxAcousticModel(path, device=device, threads=threads), endpoint, decoding, vad)
 
     @property
     def sample_rate(self) -> int:
@@ -115,6 +126,11 @@ class Recognizer:
             blocks = [audio]
         else:
             blocks = audio
+        if self.vad:
+            from .vadskip import speech_finals
+
+            yield from speech_finals(self, blocks)
+            return
         stream = self.stream()
         for block in blocks:
             yield from (r for r in stream.accept(block) if r.final)
@@ -150,7 +166,8 @@ class Stream:
     """Feed samples with accept(); get partial and final Results; finish() at the end of audio. Any split gives the
     same finals."""
 
-    def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None, lm: bool = True):
+    def __init__(self, recognizer: Recognizer, hotwords: dict[str, float] | None = None, lm: bool = True,
+                 vad: bool = True):
         self.rec = recognizer
         info = recognizer.info
         self.frontend = FeatureExtractor(info.feature)
@@ -165,6 +182,7 @@ class Stream:
         self._segment_start_step = 0
         self._last_partial = ""
         self._samples = 0
+        self._vad = VadClock(recognizer.vad_model, recognizer.vad) if vad and recognizer.vad else None
 
     @property
     def samples_seen(self) -> int:
@@ -217,6 +235,8 @@ class Stream:
         """Feed samples to the front-end only."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self._samples += len(samples)
+        if self._vad:
+            self._vad.push(samples)
         feats = self.frontend.accept(samples)
         if len(feats):
             self._feats = np.concatenate([self._feats, feats]) if len(self._feats) else feats
@@ -259,8 +279,14 @@ class Stream:
         d, step = self.decoder, self.rec.info.step_seconds
         has_speech = bool(d.tokens)
         last = d.last_nonblank_step if has_speech else self._segment_start_step - 1
-        return self.rec.endpoint.is_endpoint(has_speech, (d.steps - 1 - last) * step,
-                                             (d.steps - self._segment_start_step) * step)
+        trailing = (d.steps - 1 - last) * step
+        if self._vad:  # read every chunk (its buffer stays small), at the decoder's position so that segments
+            # do not depend on how far ahead the audio was pushed
+            ready = has_speech and trailing >= VAD_MIN_BLANKS
+            vad_silence = self._vad.silence_at(self.decoded_samples, needed=ready)
+            if ready and vad_silence >= self.rec.vad.silence:
+                return True
+        return self.rec.endpoint.is_endpoint(has_speech, trailing, (d.steps - self._segment_start_step) * step)
 
     def _result(self, final: bool) -> Result:
         step = self.rec.info.step_seconds

@@ -74,6 +74,7 @@ def main() -> None:
     p.add_argument("--pulse", action="store_true", help="own PulseAudio with a virtual source playing samples")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-lm", action="store_true", help="greedy decoding instead of the bundled LM (the default)")
+    p.add_argument("--vad", action="store_true", help="also close segments on Silero VAD silence (`asr live --vad`)")
     args = p.parse_args()
 
     tmp = tempfile.mkdtemp()
@@ -81,7 +82,10 @@ def main() -> None:
     if args.pulse:
         env = start_pulse(tmp)
         threading.Thread(target=player, args=(env, looped_sample(tmp), stop), daemon=True).start()
-    rec = Recognizer.load(args.model, device="cpu", threads=args.threads, lm=not args.no_lm)
+    from asr.vad import VadConfig
+
+    rec = Recognizer.load(args.model, device="cpu", threads=args.threads, lm=not args.no_lm,
+                          vad=VadConfig() if args.vad else None)
     stream = rec.stream()
     ends: list[int] = []  # per captured block: the stream sample index where it ends
     captured: list[float] = []  # and when the callback received it
@@ -126,7 +130,8 @@ def main() -> None:
         "minutes": round(wall / 60, 1), "model": rec.model.path, "threads": args.threads,
         "partial_latency_ms": {"median": pct(partial_lat, 50), "p95": pct(partial_lat, 95), "count": len(partial_lat)},
         "final_after_speech_ms": {"median": pct(final_lat, 50), "p95": pct(final_lat, 95), "count": len(final_lat),
-                                  "includes_endpoint_silence_s": rec.endpoint.silence_after_speech},
+                                  "includes_endpoint_silence_s": rec.vad.silence if rec.vad else
+                                  rec.endpoint.silence_after_speech},
         "cpu_percent_of_one_core": round(100 * (time.process_time() - cpu_start) / wall, 2),
         "rss_mb": {"first_minute": rss[0] if rss else None, "last_minute": rss[-1] if rss else None,
                    "max": max(rss) if rss else None},
