@@ -94,8 +94,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
                    help=f"speech probability that starts speech (default {VadConfig.threshold:g})")
     v.add_argument("--vad-silence", type=positive_float, default=VadConfig.silence, metavar="S",
                    help=f"close a segment after this much VAD silence after speech (default {VadConfig.silence:g})")
-    v.add_argument("--vad-skip", type=positive_float, default=VadConfig.skip, metavar="S",
-                   help=f"files: do not decode non-speech longer than this (default {VadConfig.skip:g})")
+    v.add_argument("--vad-skip", type=number(above=VadConfig.pad), default=VadConfig.skip, metavar="S",
+                   help=f"files: do not decode non-speech longer than this (more than the {VadConfig.pad:g} s kept "
+                   f"before speech; default {VadConfig.skip:g})")
     d = p.add_argument_group("decoding (the bundled model decodes with the book LM once scripts/build_lm.sh has built "
                              "it, $ASR_LM or ~/.cache/asr/: beam search over the LM's words; otherwise, and for other "
                              "models, greedy unless --beam, --lm or a hotword is given)")

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from .beam import BeamConfig, BeamDecoder, _Hyp
 from .lexicon import PhoneLexicon, is_code
-from .phones import Pronouncer, PronunciationError
+from .phones import RUNTIME_ESPEAK_SECONDS, Pronouncer, PronunciationError
 from .vocab import Vocabulary
 
 NO_LM_BEAM = 8  # without an LM the lexicon alone orders hypotheses: a wide beam buys little
@@ -28,7 +28,7 @@ class PhoneBeamDecoder(BeamDecoder):
         self._hot_codes: dict[str, list[str]] = {}
         boosts: dict[str, float] = {}
         if config.hotwords:
-            pronouncer = pronouncer or Pronouncer()
+            pronouncer = pronouncer or Pronouncer(timeout=RUNTIME_ESPEAK_SECONDS)
             pronouncer.prepare(config.hotwords)  # one espeak-ng process for all the words CMUdict lacks
         for word, bonus in config.hotwords.items():
             prons = pronouncer.get(word)

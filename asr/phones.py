@@ -98,6 +98,10 @@ def ipa_to_arpabet(ipa: str) -> Pronunciation:
 
 
 MAX_ESPEAK_WORDS = 20_000  # per call: the words travel through one pipe
+MAX_RETRIED_WORDS = 64  # a batch whose lines do not pair up is retried word by word only when it is this small
+RUNTIME_ESPEAK_SECONDS = 10.0  # hotwords at run time (a server's model thread waits for them)
+MAX_GUESSED = 100_000  # run-time guesses remembered (hotwords of every connection): then forgotten
+_SPEAKABLE = re.compile(r"[a-z']*[a-z][a-z']*")
 
 
 def espeak_pronunciations(words: list[str], timeout: float = 600.0) -> dict[str, Pronunciation]:
@@ -108,6 +112,8 @@ def espeak_pronunciations(words: list[str], timeout: float = 600.0) -> dict[str,
         raise PronunciationError("no pronunciation for words outside the CMU Pronouncing Dictionary: espeak-ng is "
                                  "not installed (apt-get install espeak-ng)")
     out: dict[str, Pronunciation] = {}
+    # A word without a letter ("." or "'") makes no line at all and would unpair every line after it.
+    words = [w for w in words if _SPEAKABLE.fullmatch(w)]
     for start in range(0, len(words), MAX_ESPEAK_WORDS):
         batch = words[start:start + MAX_ESPEAK_WORDS]
         # One word a line, each ending a sentence: espeak-ng then answers one line per word.
@@ -119,7 +125,7 @@ def espeak_pronunciations(words: list[str], timeout: float = 600.0) -> dict[str,
             raise PronunciationError(f"espeak-ng failed ({type(e).__name__})") from None
         lines = [line.strip() for line in proc.stdout.splitlines() if line.strip()]
         if proc.returncode != 0 or len(lines) != len(batch):
-            if len(batch) == 1:
+            if len(batch) == 1 or len(batch) > MAX_RETRIED_WORDS:
                 continue
             for w in batch:  # the lines do not pair up with the words: ask word by word
                 out.update(espeak_pronunciations([w], timeout))
@@ -134,16 +140,19 @@ def espeak_pronunciations(words: list[str], timeout: float = 600.0) -> dict[str,
 class Pronouncer:
     """Pronunciations of words: CMUdict's, else espeak-ng's (fallback=True), remembered."""
 
-    def __init__(self, fallback: bool = True):
+    def __init__(self, fallback: bool = True, timeout: float = 600.0):
         self.dictionary = cmudict()
         self.fallback = fallback
+        self.timeout = timeout
         self._guessed: dict[str, Pronunciation] = {}
 
     def prepare(self, words) -> list[str]:
         """Pronounce every word CMUdict lacks in one espeak-ng call; the words it lacks, in order."""
         missing = sorted({w for w in words if w not in self.dictionary and w not in self._guessed})
         if missing and self.fallback:
-            self._guessed.update(espeak_pronunciations(missing))
+            if len(self._guessed) + len(missing) > MAX_GUESSED:
+                self._guessed.clear()
+            self._guessed.update(espeak_pronunciations(missing, self.timeout))
         return missing
 
     def get(self, word: str) -> tuple[Pronunciation, ...]:

@@ -74,9 +74,9 @@ class Recognizer:
         self.lexicon = self.pronouncer = None
         if self.info.units == "phones":  # its words come from a pronunciation lexicon: the LM's words, or CMUdict's
             from .lexicon import lexicon_for
-            from .phones import Pronouncer
+            from .phones import RUNTIME_ESPEAK_SECONDS, Pronouncer
 
-            self.pronouncer = Pronouncer()
+            self.pronouncer = Pronouncer(timeout=RUNTIME_ESPEAK_SECONDS)
             self.lexicon = lexicon_for(self.vocab, self.lm.words if self.lm is not None and self.lm.words else None,
                                        self.pronouncer)
         # With a VadConfig, files skip long non-speech (transcribe) and streams also end a segment on VAD silence.

@@ -47,6 +47,8 @@ class VadConfig:
                 raise ValueError(f"vad {name} must be positive")
         if not self.pad >= 0:
             raise ValueError("vad pad must not be negative")
+        if not self.skip > self.pad:  # else a stream's pre-roll would reach back into the previous stream's audio
+            raise ValueError(f"vad skip must be longer than the {self.pad:g} s kept before speech")
 
     @property
     def neg_threshold(self) -> float:

@@ -19,7 +19,7 @@ import asyncio
 import json
 import math
 
-from .beam import MAX_HOTWORDS
+from .beam import DEFAULT_HOTWORD_BONUS, MAX_HOTWORDS
 from .messages import clip
 from .server import MAX_RATE, MIN_RATE, Rejected, _Error, _one_line, _parse_json
 
@@ -99,7 +99,11 @@ def parse_config(obj: dict, default_rate: int) -> tuple[int, bool, list[str]]:
     if len(phrases) > MAX_HOTWORDS:
         raise Rejected(f'"phrase_list" holds {len(phrases)} phrases: at most {MAX_HOTWORDS} are allowed')
     # A phrase list is Vosk's grammar; here its words are boosted as hotwords (a bias, not a constraint).
-    hotwords = list(dict.fromkeys(w for p in phrases for w in p.lower().split() if w != UNKNOWN_WORD))
+    words_listed = list(dict.fromkeys(w for p in phrases for w in p.lower().split() if w != UNKNOWN_WORD))
+    if len(words_listed) > MAX_HOTWORDS:
+        raise Rejected(f'"phrase_list" holds {len(words_listed)} words: at most {MAX_HOTWORDS} are allowed')
+    # The bonus spelled out, so that a word holding a colon ("10:30") is not read as WORD:BONUS.
+    hotwords = [f"{w}:{DEFAULT_HOTWORD_BONUS:g}" for w in words_listed]
     return int(rate), bool(words), hotwords
 
 

@@ -184,6 +184,8 @@ def test_bad_vad_options_and_models_are_one_line(any_model, tmp_path, monkeypatc
     wav = str(sample_pairs()[0][0])
     r = run_asr("transcribe", wav, "--vad", "--vad-threshold", "1.5")
     assert r.returncode == 2 and "--vad-threshold" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_asr("transcribe", wav, "--vad", "--vad-skip", "0.2")  # shorter than the pre-roll kept before speech
+    assert r.returncode == 2 and "--vad-skip" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = run_asr("transcribe", wav, "--vad", "--vad-silence", "nan")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     for bad, says in ((tmp_path / "missing.onnx", "not found"), (any_model, "not Silero VAD")):

@@ -159,6 +159,8 @@ def test_a_phrase_list_is_taken_as_hotwords(server):
     ('{"config": {"sample_rate": 100}}', '"sample_rate" must be a whole number from 8000'),
     ('{"config": {"max_alternatives": 3}}', '"max_alternatives" other than 0 is not supported'),
     ('{"config": {"phrase_list": "one two"}}', '"phrase_list" must be a list of strings'),
+    (json.dumps({"config": {"phrase_list": [" ".join(f"w{i}x{j}" for j in range(3)) for i in range(400)]}}),
+     '"phrase_list" holds 1200 words: at most 1000'),
     ('{"config": 16000}', 'the configuration must be {"config"'),
 ])
 def test_bad_configurations_are_refused_in_one_line(server, config, error):

@@ -79,8 +79,9 @@ def test_wheel_ships_the_assets_and_not_tests_or_runs(wheel):
     assets = ROOT / "assets"
     wanted = {f"asr/assets/{p.relative_to(assets)}" for p in [*assets.glob("*.onnx"), *assets.glob("samples/*.wav"),
                                                                  *assets.glob("samples/*.txt")]}
-    assert "asr/assets/en-lstm-ctc.onnx" in wanted
-    assert wanted <= names
+    wanted |= {f"asr/web/{p.name}" for p in (ROOT / "asr" / "web").iterdir() if p.suffix in (".html", ".js", ".css")}
+    assert "asr/assets/en-lstm-ctc.onnx" in wanted and "asr/web/index.html" in wanted
+    assert wanted <= names, wanted - names
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"asr", "training", "export"}, tops
 

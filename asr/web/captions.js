@@ -218,12 +218,12 @@ function onAudio({ pcm, level }) {
   page.captured += pcm.byteLength / 2;
   const conn = page.conn;
   if (conn && conn.opened && conn.ws.readyState === WebSocket.OPEN) {
-    if (conn.ws.bufferedAmount > MAX_UNSENT_BYTES) {
-      conn.ws.close(4000, "too slow for live audio"); // a fresh stream keeps the times right; dropping would not
+    if (conn.ws.bufferedAmount <= MAX_UNSENT_BYTES) {
+      conn.ws.send(pcm);
       return;
     }
-    conn.ws.send(pcm);
-    return;
+    // A fresh stream keeps the times right, dropping audio would not: this chunk waits in the queue for it.
+    conn.ws.close(4000, "too slow for live audio");
   }
   page.queue.push(chunk);
   page.queued += pcm.byteLength / 2;
