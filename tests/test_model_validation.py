@@ -23,6 +23,15 @@ def _meta(proto, key, change):
     entry.value = change(entry.value)
 
 
+def _legacy(proto, hidden):
+    """The file as written before asr.states: the LSTM's sizes in asr.layers / asr.hidden / asr.state_size."""
+    (h,) = [st for st in json.loads(next(p.value for p in proto.metadata_props if p.key == "asr.states"))
+            if st["name"] == "h"]
+    _drop(proto, "asr.states")
+    for key, value in (("asr.layers", h["shape"][0]), ("asr.hidden", hidden), ("asr.state_size", h["shape"][-1])):
+        proto.metadata_props.add(key=key, value=str(value))
+
+
 def _json(change):
     def edit(text):
         value = json.loads(text)
@@ -62,7 +71,9 @@ FAULTS = {
                        "feature.mel_matrix has shape"),
     "blank out of range": (lambda m: _meta(m, "asr.blank_id", lambda v: "29"), "blank_id is 29"),
     "chunk steps 0": (lambda m: _meta(m, "asr.chunk_steps", lambda v: "0"), "chunk_steps is 0"),
-    "hidden size wrong": (lambda m: _meta(m, "asr.hidden", lambda v: "256"), "model input c"),
+    "hidden size wrong": (lambda m: _meta(m, "asr.states", _json(lambda v: [
+        {**st, "shape": st["shape"][:-1] + [256]} if st["name"] == "c" else st for st in v])), "model input c"),
+    "hidden size wrong (file without asr.states)": (lambda m: _legacy(m, hidden=256), "model input c"),
     "no feature metadata": (lambda m: _drop(m, "asr.feature"), "lacks asr.feature"),
     "metadata not JSON": (lambda m: _meta(m, "asr.vocab", lambda v: v[:-3]), "asr.vocab is not JSON"),
     "input renamed": (lambda m: _rename_input(m, "features", "x"), "model inputs are ['c', 'h', 'x']"),
