@@ -168,7 +168,9 @@ def test_a_file_that_kills_its_worker_fails_alone_and_the_rest_are_transcribed(t
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert kills >= 2 and proc.returncode == 1 and "Traceback" not in stderr, stderr
+    # One kill when the killer was alone in flight (failed at once), more when another file died with it (both
+    # retried one at a time, the killer killed again): which one happens depends on the two workers' timing.
+    assert kills >= 1 and proc.returncode == 1 and "Traceback" not in stderr, stderr
     failures = [e for e in _errors(stderr) if "died" in e and "retrying" not in e]
     assert len(failures) == 1 and str(killer) in failures[0], stderr
     assert "4 transcribed, 1 failed" in stderr.strip().splitlines()[-1]
