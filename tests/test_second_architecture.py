@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from conftest import run_asr, sample_pairs  # noqa: E402
+from conftest import run_asr, sample_pairs, stream_in_random_blocks  # noqa: E402
 
 LOOKAHEAD = 2
 STATES = ["lstm_hidden", "lstm_cell", "past"]
@@ -173,12 +173,7 @@ def test_streaming_in_random_blocks_equals_offline(tiny2):
         assert len(set(words) & set(text.split())) >= 5, f"the tiny model should spell some words: {offline}"
         assert offline[-1][2] <= len(samples) / rec.sample_rate + 0.1, "word times not shifted back by the lookahead"
         for _ in range(2):
-            stream, results, start = rec.stream(), [], 0
-            while start < len(samples):
-                n = int(rng.integers(1, 8000))
-                results += stream.accept(samples[start:start + n])
-                start += n
-            results += stream.finish()
+            results = stream_in_random_blocks(rec, samples, rng)
             assert _finals(results) == offline, f"{wav.name}: streaming in random blocks differs from offline"
 
 
