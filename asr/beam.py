@@ -114,6 +114,17 @@ class BeamDecoder:
                                        tokens=src.tokens, last_nonblank=src.last_nonblank)
             return h
 
+        def grow(new_prefix: str, src: _Hyp, k: int, p: float, score, *args) -> None:
+            """src extended by token k into new_prefix: scored (score(h, *args)) when it is new here."""
+            fresh = new_prefix not in nxt
+            h = slot(new_prefix, src)
+            if fresh:
+                h.last = k
+                h.tokens = src.tokens + (Token(k, step, float(row[k])),)
+                h.last_nonblank = step
+                score(h, *args)
+            h.pnb = _lae(h.pnb, p)
+
         for prefix, hyp in self.beams.items():
             total = hyp.acoustic
             word = prefix.rsplit(" ", 1)[-1]  # the word in progress (empty after a space)
@@ -138,25 +149,9 @@ class BeamDecoder:
                 if ch == " " and self._spoken is not None:  # the sounds of a word: every word that sounds so
                     kept = prefix[: len(prefix) - len(word)]
                     for spoken in self._spoken(word):
-                        new_prefix = kept + spoken + " "
-                        fresh = new_prefix not in nxt
-                        h = slot(new_prefix, hyp)
-                        if fresh:
-                            h.last = k
-                            h.tokens = hyp.tokens + (Token(k, step, float(row[k])),)
-                            h.last_nonblank = step
-                            self._complete_word(h, spoken)
-                        h.pnb = _lae(h.pnb, p)
+                        grow(kept + spoken + " ", hyp, k, p, self._complete_word, spoken)
                     continue
-                new_prefix = prefix + ch
-                fresh = new_prefix not in nxt
-                h = slot(new_prefix, hyp)
-                if fresh:
-                    h.last = k
-                    h.tokens = hyp.tokens + (Token(k, step, float(row[k])),)
-                    h.last_nonblank = step
-                    self._score_extension(h, prefix, ch)
-                h.pnb = _lae(h.pnb, p)
+                grow(prefix + ch, hyp, k, p, self._score_extension, prefix, ch)
         self.beams = dict(heapq.nlargest(self.cfg.beam, nxt.items(), key=lambda kv: kv[1].score))
 
     def _spells_a_word(self, word: str, ch: str) -> bool:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .messages import clip
-from .webpage import page_response
+from .webpage import page_response, respond, route
 from .writers import json_line
 
 log = logging.getLogger("asr.server")
@@ -208,11 +208,9 @@ class Server:
     def _process_request(self, connection, request):
         if (page := page_response(connection, request)) is not None:  # the captions page, also while draining
             return page
-        if request.path.split("?", 1)[0].rstrip("/") == "/health":
-            response = connection.respond(503 if self.closing else 200, json.dumps(self.health()) + "\n")
-            del response.headers["Content-Type"]
-            response.headers["Content-Type"] = "application/json"
-            return response
+        if route(request) == "/health":
+            return respond(connection, 503 if self.closing else 200, json.dumps(self.health()) + "\n",
+                           "application/json")
         if self.closing:  # the listener stays open while streams finalise, for /health; no new streams
             return connection.respond(503, "server is shutting down\n")
         return None
@@ -579,7 +577,7 @@ def _url_host(host: str) -> str:
 
 def _path(ws) -> str:
     request = getattr(ws, "request", None)
-    return request.path.split("?", 1)[0].rstrip("/") if request is not None else ""
+    return route(request) if request is not None else ""
 
 
 def _one_line(message: str) -> str:

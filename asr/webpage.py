@@ -34,17 +34,28 @@ def is_upgrade(request) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"
 
 
+def route(request) -> str:
+    """The request's path as the server routes it: no query, no trailing slash ("/" stays "/")."""
+    return request.path.split("?", 1)[0].rstrip("/") or "/"
+
+
+def respond(connection, status: int, body: str, content_type: str):
+    """An HTTP response with its own Content-Type (websockets' respond() says text/plain)."""
+    response = connection.respond(status, body)
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
+
+
 def page_response(connection, request):
     """The response for one of the page's files, or None for every other request (the server's other routes)."""
     if is_upgrade(request):
         return None
-    entry = FILES.get(request.path.split("?", 1)[0])
+    entry = FILES.get(route(request))
     if entry is None:
         return None
     name, content_type = entry
-    response = connection.respond(200, _text(name))
-    del response.headers["Content-Type"]
-    response.headers["Content-Type"] = content_type
+    response = respond(connection, 200, _text(name), content_type)
     for key, value in HEADERS.items():
         response.headers[key] = value
     return response
