@@ -6,6 +6,7 @@ its last sample has arrived and block-by-block output equals whole-signal output
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -24,11 +25,25 @@ class FeatureConfig:
     # Global normalisation statistics from the training data (per mel bin); identity until set.
     mean: list[float] | None = field(default=None, repr=False)
     std: list[float] | None = field(default=None, repr=False)
+    # Streaming per-speaker/channel normalisation after the global one: a running mean per mel bin (and a running
+    # variance with norm_variance) decaying with this time constant in seconds; 0 = global statistics only. It
+    # starts from the global statistics at the start of every stream, and carries over segment boundaries.
+    norm_seconds: float = 0.0
+    norm_variance: bool = False
     # The mel matrix [n_mels, n_fft // 2 + 1]; stored in the model so the runtime needs no librosa.
     mel_matrix: list[list[float]] | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def cache_key(self) -> dict:
+        """What raw (un-normalised) features depend on: the running normalisation is applied after the cache."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("norm_seconds", "norm_variance")}
+
+    def running_norm(self) -> "RunningNorm | None":
+        if not self.norm_seconds:
+            return None
+        return RunningNorm(math.exp(-self.hop_length / self.sample_rate / self.norm_seconds), self.norm_variance)
 
     def frames(self, n_samples: int) -> int:
         """How many complete (uncentred) frames n_samples hold."""
@@ -68,11 +83,14 @@ class FeatureExtractor:
         if normalize and config.mean is not None:
             self._mean = np.asarray(config.mean, dtype=np.float32)
             self._std = np.asarray(config.std, dtype=np.float32)
+        self._running = config.running_norm() if normalize else None
+        self._running_state = None
         self._pending = np.zeros(0, dtype=np.float32)
         self.frames_emitted = 0
 
     def reset(self) -> None:
         self._pending = np.zeros(0, dtype=np.float32)
+        self._running_state = None
         self.frames_emitted = 0
 
     def accept(self, samples: np.ndarray) -> np.ndarray:
@@ -96,8 +114,10 @@ class FeatureExtractor:
         # float64 product differs in its last bits between block sizes; rounding the log to float32
         # absorbs that, which makes streaming equal whole-signal output exactly (a float32 product would not).
         mel = power @ self._mel
-        feats = np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32)
-        return normalize(feats, self._mean, self._std)
+        feats = normalize(np.log(np.maximum(mel, cfg.log_floor)).astype(np.float32), self._mean, self._std)
+        if self._running is not None:
+            feats, self._running_state = self._running(feats, self._running_state)
+        return feats
 
 
 def normalize(feats: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None) -> np.ndarray:
@@ -106,6 +126,34 @@ def normalize(feats: np.ndarray, mean: np.ndarray | None, std: np.ndarray | None
         return feats
     # float32 throughout, whatever the caller passes, so every path rounds identically.
     return (feats.astype(np.float32, copy=False) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+
+
+class RunningNorm:
+    """Causal per-bin normalisation by a running mean (and variance), decayed by `decay` per frame.
+
+    Works on [T, F] or a batch [B, T, F] (time on axis -2) with the same element-wise float64 arithmetic, so a
+    training batch, a whole signal and a stream fed block by block give identical float32 features. The state
+    starts at mean 0 and variance 1: the global statistics, already applied, are the prior.
+    """
+
+    def __init__(self, decay: float, variance: bool):
+        self.decay, self.variance = decay, variance
+
+    def __call__(self, feats: np.ndarray, state=None):
+        a = self.decay
+        x = np.asarray(feats, dtype=np.float64)
+        shape = x.shape[:-2] + x.shape[-1:]
+        mean, var = state if state is not None else (np.zeros(shape), np.ones(shape))
+        out = np.empty(x.shape, dtype=np.float32)
+        for t in range(x.shape[-2]):
+            xt = x[..., t, :]
+            mean = a * mean + (1 - a) * xt
+            centred = xt - mean
+            if self.variance:
+                var = a * var + (1 - a) * centred * centred
+                centred = centred / np.sqrt(var + 1e-3)
+            out[..., t, :] = centred
+        return out, (mean, var)
 
 
 def log_mel(samples: np.ndarray, config: FeatureConfig, normalize: bool = True) -> np.ndarray:

@@ -199,6 +199,11 @@ def _validate_feature(f: FeatureConfig) -> None:
         v = getattr(f, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"metadata feature.{name} is {v!r}, not a finite number")
+    if isinstance(f.norm_seconds, bool) or not isinstance(f.norm_seconds, (int, float)) or not f.norm_seconds >= 0 \
+            or not math.isfinite(f.norm_seconds):
+        raise ValueError(f"metadata feature.norm_seconds is {f.norm_seconds!r}, not a finite number at least 0")
+    if not isinstance(f.norm_variance, bool):
+        raise ValueError(f"metadata feature.norm_variance is {f.norm_variance!r}, not true or false")
     if f.log_floor <= 0:
         raise ValueError(f"metadata feature.log_floor is {f.log_floor!r}, not above 0")
     # The runtime has no librosa: the model must carry its mel matrix.

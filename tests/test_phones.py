@@ -291,3 +291,27 @@ def test_the_aux_phone_head_trains_and_is_dropped_at_export(aux_run, tmp_path):
     assert lp.shape == (1, 4, 29) and math.isfinite(float(lp.sum()))
     read = checkpoint_from_onnx(str(tmp_path / "aux.onnx"))  # warm start reads it as a character model
     assert not [k for k in read["model"] if k.startswith("aux.")]
+
+
+@pytest.mark.slow
+def test_a_phone_run_warm_starts_from_a_character_model(aux_run, tmp_path, sample_manifest):
+    """Other targets than the init's: the LSTM carries over, the output layer starts fresh (characters -> phones)."""
+    import torch
+
+    from training import checkpoint as ckpt
+    from training.config import load_config
+    from training.model import ModelConfig, build_model
+    from training.train import train
+
+    init = ckpt.load(str(aux_run / "last.pt"))
+    cfg = load_config(None, ['targets="phones"', *TINY, "epochs=1", "max_steps_per_epoch=1", "lr=1e-5",
+                             "warmup_steps=0", f"init='{aux_run / 'last.pt'}'"])
+    train([sample_manifest], [sample_manifest], str(tmp_path / "run"), cfg, cache_dir=str(tmp_path / "cache"),
+          device="cpu")
+    ck = ckpt.load(str(tmp_path / "run" / "last.pt"))
+    assert ck["units"] == "phones" and tuple(ck["model"]["out.weight"].shape) == (41, 96)
+    lstm = [k for k in init["model"] if k.startswith("lstm.")]
+    assert lstm and all(torch.allclose(ck["model"][k], init["model"][k], atol=1e-3) for k in lstm)
+    torch.manual_seed(cfg.seed)
+    start = build_model(ModelConfig.from_dict(ck["train_config"]["model"])).state_dict()
+    assert not all(torch.allclose(start[k], init["model"][k], atol=1e-2) for k in lstm), "not a random start"

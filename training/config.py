@@ -57,6 +57,11 @@ class TrainConfig:
     # A character model's auxiliary phone-CTC head, in training only: loss = (1 - w) char CTC + w phone CTC. The
     # head is dropped at export, so the model file and the runtime are those of a plain character model.
     aux_phone_weight: float = 0.0
+    # Streaming normalisation of the log-mels after the global statistics (asr.features.RunningNorm): a running
+    # mean per bin with this time constant in seconds, 0 = off; with norm_variance a running variance too. Part
+    # of the model like its architecture: a warm start keeps its init's, or adds it to an init without one.
+    norm_seconds: float = 0.0
+    norm_variance: bool = False
     # Checkpoint whose weights start this run (fine-tuning on new data, or a warm restart with a fresh
     # schedule). Its architecture and normalisation statistics are kept: the weights only make sense with them.
     init: str = ""
@@ -83,6 +88,7 @@ class TrainConfig:
             ("aux_phone_weight",
              0 <= self.aux_phone_weight < 1 and not (self.aux_phone_weight and self.targets != "chars"),
              'from 0 to below 1, with targets = "chars"'),
+            ("norm_seconds", self.norm_seconds >= 0, "at least 0"),
             ("model.n_mels", m.n_mels >= 1, "at least 1"), ("model.stack", m.stack >= 1, "at least 1"),
             ("model.hidden", m.hidden >= 1, "at least 1"), ("model.layers", m.layers >= 1, "at least 1"),
             ("model.dropout", 0 <= m.dropout < 1, "from 0 to below 1"),

@@ -129,7 +129,7 @@ def _progress(it, total, desc):
 
 def cached_features(paths: list[str], cfg: FeatureConfig, speed: float, cache_dir: str, workers: int = 0) -> FeatureSet:
     """compute_features, memoised on disk by (paths, feature config, speed)."""
-    key = hashlib.sha256(json.dumps([paths, cfg.to_dict(), speed]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([paths, cfg.cache_key(), speed]).encode()).hexdigest()[:16]
     stem = os.path.join(cache_dir, f"feats-{key}")
     if os.path.exists(stem + ".offsets.npy"):
         return FeatureSet(np.load(stem + ".frames.npy", mmap_mode="r"), np.load(stem + ".offsets.npy"))
@@ -227,8 +227,9 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, aug) -> None:
 
 
 def collate(feature_list: list[np.ndarray], targets: list[list[int]], stack: int, mean, std,
-            rng: np.random.Generator | None = None, aug=None):
-    """Pad to a common length (a multiple of stack); returns numpy arrays ready for torch."""
+            rng: np.random.Generator | None = None, aug=None, running=None):
+    """Pad to a common length (a multiple of stack); returns numpy arrays ready for torch. `running` (a
+    RunningNorm) follows the global normalisation, as in the runtime front-end; SpecAugment comes after both."""
     if aug is not None and aug.shift_frames:
         feature_list = [f[int(rng.integers(0, aug.shift_frames + 1)):] for f in feature_list]
     lengths = np.array([len(f) // stack * stack for f in feature_list])
@@ -240,10 +241,15 @@ def collate(feature_list: list[np.ndarray], targets: list[list[int]], stack: int
         if aug is not None and aug.gain_db:
             # A gain of g dB shifts every log-mel value by g * ln(10) / 10.
             x += float(rng.uniform(-aug.gain_db, aug.gain_db)) * np.log(10) / 10
-        x = normalize(x, mean, std)
-        if aug is not None:
-            spec_augment(x, rng, aug)
-        batch[i, :n] = x
+        batch[i, :n] = normalize(x, mean, std)
+        if aug is not None and running is None:
+            spec_augment(batch[i, :n], rng, aug)
+    if running is not None:
+        batch = running(batch)[0]
+        for i, n in enumerate(lengths):
+            batch[i, n:] = 0.0
+            if aug is not None:
+                spec_augment(batch[i, :n], rng, aug)
     flat = np.concatenate([np.asarray(t, dtype=np.int64) for t in targets])
     target_lengths = np.array([len(t) for t in targets], dtype=np.int64)
     return batch, lengths // stack, flat, target_lengths

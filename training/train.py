@@ -126,7 +126,7 @@ def evaluate(model: StreamingModel, split: Split, feat_cfg: FeatureConfig, vocab
     with torch.no_grad():
         for batch in make_batches(lengths, batch_frames, np.random.default_rng(0)):
             x, xl, y, yl = collate([fs.get(i) for i in batch], [split.targets[i] for i in batch],
-                                   model.config.stack, mean, std)
+                                   model.config.stack, mean, std, running=feat_cfg.running_norm())
             lp = model(torch.from_numpy(x).to(device))
             loss = torch.nn.functional.ctc_loss(lp.transpose(0, 1).float(), torch.from_numpy(y), torch.from_numpy(xl),
                                                 torch.from_numpy(yl), blank=vocab.blank_id, reduction="sum",
@@ -220,10 +220,8 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     heads = heads_for(cfg.targets, cfg.aux_phone_weight)
     vocab = heads.vocab
     init = load_init(cfg.init) if cfg.init else None
+    new_outputs = bool(init) and list(init["vocab"]) != list(vocab.tokens)
     if init:
-        if list(init["vocab"]) != list(vocab.tokens):
-            raise InitError(f"{cfg.init}: its outputs are {len(init['vocab'])} other tokens than targets = "
-                            f"{cfg.targets!r} trains ({len(vocab)})")
         # The init's architecture, except that a plain model may grow a lookahead (model.lookahead = L).
         grow = cfg.model.lookahead if not init["train_config"]["model"].get("lookahead") else 0
         cfg.model = ModelConfig.from_dict({**init["train_config"]["model"], "dropout": cfg.model.dropout})
@@ -232,14 +230,20 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
             init["model"] = passthrough_lookahead(init["model"], cfg.model)
     cfg.model.vocab_size = len(vocab)
     cfg.model.aux_vocab_size = len(heads.aux_vocab) if heads.aux_vocab else 0
-    feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels).with_mel_matrix()
+    if init and init["feature_config"].get("norm_seconds"):
+        cfg.norm_seconds, cfg.norm_variance = init["feature_config"]["norm_seconds"], init["feature_config"]["norm_variance"]
+    feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels, norm_seconds=cfg.norm_seconds,
+                             norm_variance=cfg.norm_variance).with_mel_matrix()
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).to(device)
     if init:
         # An auxiliary head the init lacks (exports drop it) starts fresh; one it has that this run does not want goes.
-        fresh = {k: v for k, v in model.state_dict().items() if k.startswith("aux.")}
-        weights = {k: v for k, v in init["model"].items() if not k.startswith("aux.") or k in fresh}
+        # Other targets than the init's (characters -> phones): its acoustic layers carry over, the output layer
+        # starts fresh too.
+        heads_fresh = ("aux.", "out.") if new_outputs else ("aux.",)
+        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(heads_fresh)}
+        weights = {k: v for k, v in init["model"].items() if not k.startswith(heads_fresh) or k.startswith("aux.") and k in fresh}
         ckpt.load_weights(model, {**fresh, **weights}, cfg.init)
     state_path = os.path.join(out_dir, "last.pt")
     resumed = (ckpt.load_training_state(state_path, model, cfg.lr, device)
@@ -262,7 +266,9 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
          f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
     if init:
-        _log(f"weights from {cfg.init} (epoch {init.get('epoch')})")
+        _log(f"weights from {cfg.init} (epoch {init.get('epoch')})" + (
+            f"; its {len(init['vocab'])} outputs are not the {len(vocab)} of targets = {cfg.targets!r}: a fresh output layer"
+            if new_outputs else ""))
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
 
@@ -309,7 +315,7 @@ def train_epoch(run: Run, epoch: int) -> dict:
         torch.manual_seed(hash((cfg.seed, epoch, b, _rank())) & 0x7FFFFFFF)
         x, xl, y, yl = collate([run.features(i, s, rng) for i, s in items],
                                [run.train_split.targets[i] for i, _ in items], cfg.model.stack, mean, std,
-                               rng, cfg.augment)
+                               rng, cfg.augment, run.feat_cfg.running_norm())
         aux = cfg.aux_phone_weight
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             out = run.wrapped(torch.from_numpy(x).to(device), aux=bool(aux))

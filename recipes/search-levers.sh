@@ -1,28 +1,31 @@
 #!/usr/bin/env bash
-# Issue 17, lever 1 at small scale: characters (recipes/search.toml), phones (recipes/search-phones.toml) and
-# characters with an auxiliary phone-CTC head (search.toml + aux_phone_weight=0.3), the same data, epochs and
-# seed; each exported and scored through the runtime with the book LM and lexicon (what users get), LibriSpeech
-# and AN4 apart, with its training speed and runtime RTF (one thread). Resumable: rerun to continue; finished
-# steps are skipped. Needs the book LM (scripts/build_lm.sh).
-#   recipes/search-phones.sh [VARIANT...]        # chars phones aux-phones (default: all three)
+# Issue 17's levers at small scale, each changed alone from the base recipes/search.toml (2 x 256 LSTM, 4 epochs,
+# real training data, one thread, the same seed): characters (the control), phones (recipes/search-phones.toml),
+# characters with an auxiliary phone-CTC head, 60 ms lookahead from scratch, streaming normalisation (running
+# mean; running mean and variance), noise + room reverberation. Each is exported and scored through the runtime
+# with the book LM and lexicon (what users get), LibriSpeech and AN4 apart, with its training speed and runtime
+# RTF (one thread). Resumable: rerun to continue; finished steps are skipped. Needs the book LM (scripts/build_lm.sh).
+#   recipes/search-levers.sh [VARIANT...]        # default: all, in the order below
 #   SETS="epochs=1 max_steps_per_epoch=3" ...    # extra --set overrides for every variant (a smoke test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${DATA:-../shared/data}"
 PY="${PY:-.venv/bin/python}"
-OUT="${OUT:-runs/search-phones}"
+OUT="${OUT:-runs/search-levers}"
 LM="${LM:-${ASR_LM:-${XDG_CACHE_HOME:-$HOME/.cache}/asr/en-books-4gram.npz}}"
-[ -f "$LM" ] || { echo "search-phones.sh: no book LM at $LM: build it with scripts/build_lm.sh" >&2; exit 2; }
-declare -A CONFIG=([chars]=recipes/search.toml [phones]=recipes/search-phones.toml [aux-phones]=recipes/search.toml)
-declare -A LEVER=([chars]="" [phones]="" [aux-phones]="aux_phone_weight=0.3")
-ORDER=(chars phones aux-phones)
+[ -f "$LM" ] || { echo "search-levers.sh: no book LM at $LM: build it with scripts/build_lm.sh" >&2; exit 2; }
+ORDER=(chars phones aux-phones lookahead-2 norm-3s norm-var-3s noise-rir)
+declare -A CONFIG=([phones]=recipes/search-phones.toml)
+declare -A LEVER=([aux-phones]="aux_phone_weight=0.3" [lookahead-2]="model.lookahead=2" [norm-3s]="norm_seconds=3.0"
+  [norm-var-3s]="norm_seconds=3.0 norm_variance=true"
+  [noise-rir]="augment.noise_dir=$DATA/noise augment.noise_prob=0.3 augment.rir_dir=$DATA/rir augment.rir_prob=0.3")
 mkdir -p "$OUT"
 for name in "${@:-${ORDER[@]}}"; do
   sets=()
-  for kv in ${LEVER[$name]} ${SETS:-}; do sets+=(--set "$kv"); done
+  for kv in ${LEVER[$name]:-} ${SETS:-}; do sets+=(--set "$kv"); done
   if [ ! -f "$OUT/$name.onnx" ]; then
     "$PY" -m asr.cli train --train "$DATA/train.jsonl" --dev "$DATA/dev.jsonl" --out "$OUT/$name" \
-      --config "${CONFIG[$name]}" --cache-dir "$OUT/cache" --resume "${sets[@]}" > "$OUT/$name.log" 2>&1
+      --config "${CONFIG[$name]:-recipes/search.toml}" --cache-dir "$OUT/cache" --resume "${sets[@]}" > "$OUT/$name.log" 2>&1
     "$PY" -m asr.cli export "$OUT/$name/best.pt" -o "$OUT/$name.onnx" >> "$OUT/$name.log" 2>&1
   fi
   [ -f "$OUT/$name.eval.json" ] || "$PY" -m asr.cli eval "$DATA/dev.jsonl" --model "$OUT/$name.onnx" --lm "$LM" \
