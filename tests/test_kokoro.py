@@ -82,4 +82,4 @@ def test_kokoro_speech_is_16k_reproducible_resumable_and_intelligible(tmp_path):
     errors = ErrorCounter()
     for e in entries:
         errors.add(e["text"], " ".join(seg.text for seg in rec.transcribe(str(tmp_path / "a" / e["audio"]))))
-    assert errors.cer < 0.5, errors.cer  # measured 0.30 on these two (the bundled model reads real speech at ~0.25)
+    assert errors.cer < 0.45, errors.cer  # measured 0.23 on these two (the bundled model reads real speech at ~0.25)
