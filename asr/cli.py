@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("prepare", help="write a JSONL manifest for a corpus folder")
     pr.set_defaults(func=cmd_prepare)
 
-    sy = sub.add_parser("synth", help="synthesise a multi-voice training corpus with the Debian TTS engines")
+    sy = sub.add_parser("synth", help="synthesise a multi-voice training corpus (Debian TTS engines or Kokoro-82M)")
     sy.set_defaults(func=cmd_synth)
 
     tr = sub.add_parser("train", help="train an acoustic model (needs the train extra)")

@@ -95,7 +95,12 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("sentences", nargs="?", help="text file, one sentence per line (e.g. ../shared/data/text/sentences.txt)")
     p.add_argument("-o", "--output", help="corpus folder: audio/VOICE/*.flac and synth.jsonl")
     p.add_argument("--utterances", type=int_at_least(1), default=2000, help="how many to synthesise (default 2000)")
-    p.add_argument("--voices", help="comma-separated voice names (default: every installed voice)")
+    p.add_argument("--voices", help="comma-separated voice names (default: every installed voice of --engine)")
+    p.add_argument("--engine", choices=("debian", "kokoro"), default="debian",
+                   help="debian: flite, festival, espeak-ng, pico (scripts/install_tts.sh); kokoro: Kokoro-82M's "
+                        "American and British voices (scripts/install_kokoro.sh). Default debian")
+    p.add_argument("--blend", type=float, default=0.3,
+                   help="kokoro: share of utterances spoken by a blend of two voices (default 0.3)")
     p.add_argument("--tempo", default="0.85,1.15", help="tempo range MIN,MAX (default 0.85,1.15)")
     p.add_argument("--pitch-cents", type=int_at_least(0), default=250, help="pitch shifted by up to +/- this (default 250)")
     p.add_argument("--seed", type=int, default=1)
@@ -104,10 +109,10 @@ def add_synth_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    from .synth import VOICES, available_voices, synthesize
+    from .synth import KOKORO_VOICES, VOICES, available_voices, synthesize
 
     if args.list_voices:
-        for v in VOICES:
+        for v in VOICES + KOKORO_VOICES:
             print(f"{v.name}\t{'installed' if v.available() else 'missing'}")
         return 0
     if not args.sentences or not args.output:
@@ -118,10 +123,20 @@ def run_synth(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"asr synth: --tempo {args.tempo!r} is not MIN,MAX", file=sys.stderr)
         return 2
-    voices = available_voices(args.voices.split(",") if args.voices else None)
+    if not 0 <= args.blend <= 1:
+        print(f"asr synth: --blend {args.blend} is not between 0 and 1", file=sys.stderr)
+        return 2
+    voices = available_voices(args.voices.split(",") if args.voices else None, args.engine)
+    if args.engine == "kokoro" and not voices:
+        from .kokoro import missing
+
+        print(f"asr synth: Kokoro is not installed (missing {', '.join(missing()) or 'the named voices'}; "
+              "run scripts/install_kokoro.sh)", file=sys.stderr)
+        return 1
     total, errors = synthesize(args.sentences, args.output, voices, args.utterances, args.seed, (lo, hi),
                                args.pitch_cents, args.jobs,
-                               progress=lambda n, k: print(f"\r{n}/{k}", end="", file=sys.stderr, flush=True))
+                               progress=lambda n, k: print(f"\r{n}/{k}", end="", file=sys.stderr, flush=True),
+                               blend=args.blend)
     print(file=sys.stderr)
     for line in errors:
         print(f"failed: {line}", file=sys.stderr)
