@@ -6,7 +6,6 @@ before a segment is closed.
 
 from __future__ import annotations
 
-import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -59,6 +58,12 @@ class _Hyp:
         return self.acoustic + self.lm
 
 
+def _ranking(item: tuple[str, _Hyp]) -> float:
+    """The sort key of (prefix, hypothesis): its score, without the cost of two property calls."""
+    h = item[1]
+    return _lae(h.pb, h.pnb) + h.lm
+
+
 class BeamDecoder:
     def __init__(self, vocab: Vocabulary, config: BeamConfig | None = None, lm=None):
         self.vocab, self.cfg, self.lm = vocab, config or BeamConfig(), lm
@@ -97,62 +102,81 @@ class BeamDecoder:
         return self.best[1].last_nonblank
 
     def accept(self, log_probs: np.ndarray) -> None:
-        for row in log_probs:
-            self._step(row)
+        if not len(log_probs):
+            return
+        # Per chunk, not per step: numpy's per-call cost is most of what a step's sort costs.
+        order = np.argsort(log_probs, axis=1)[:, ::-1][:, : self.cfg.max_tokens]
+        floors = log_probs[np.arange(len(log_probs)), order[:, 0]] - self.cfg.token_beam
+        for row, top, floor in zip(log_probs.tolist(), order.tolist(), floors.tolist()):
+            self._step(row, top, floor)
             self.steps += 1
 
-    def _step(self, row: np.ndarray) -> None:
-        blank, step = self.vocab.blank_id, self.steps
-        order = np.argsort(row)[::-1][: self.cfg.max_tokens]
-        cands = [int(k) for k in order if k != blank and row[k] >= row[order[0]] - self.cfg.token_beam]
+    def _step(self, row: list[float], top: list[int], floor: float) -> None:
+        """One output step: row, its log-probs; top, its best tokens, best first; floor, the token beam's edge."""
+        blank, step, lae = self.vocab.blank_id, self.steps, _lae
+        cands = [k for k in top if k != blank and row[k] >= floor]
+        chars, lexicon, spoken, boosts = self._chars, self._lexicon, self._spoken, self._prefix_boost
+        p_blank = row[blank]
         nxt: dict[str, _Hyp] = {}
-
-        def slot(prefix: str, src: _Hyp) -> _Hyp:
-            h = nxt.get(prefix)
-            if h is None:
-                h = nxt[prefix] = _Hyp(last=src.last, lm=src.lm, lm_state=src.lm_state, boost=src.boost,
-                                       tokens=src.tokens, last_nonblank=src.last_nonblank)
-            return h
-
-        def grow(new_prefix: str, src: _Hyp, k: int, p: float, score, *args) -> None:
-            """src extended by token k into new_prefix: scored (score(h, *args)) when it is new here."""
-            fresh = new_prefix not in nxt
-            h = slot(new_prefix, src)
-            if fresh:
-                h.last = k
-                h.tokens = src.tokens + (Token(k, step, float(row[k])),)
-                h.last_nonblank = step
-                score(h, *args)
-            h.pnb = _lae(h.pnb, p)
-
         for prefix, hyp in self.beams.items():
-            total = hyp.acoustic
+            pb, pnb, last = hyp.pb, hyp.pnb, hyp.last
+            total = lae(pb, pnb)
+            own = nxt.get(prefix)
+            if own is None:
+                own = nxt[prefix] = _Hyp(NEG_INF, NEG_INF, last, hyp.lm, hyp.lm_state, hyp.boost, hyp.tokens,
+                                         hyp.last_nonblank)
+            own.pb = lae(own.pb, total + p_blank)
+            if last >= 0 and last != blank:  # the last token again, collapsed
+                own.pnb = lae(own.pnb, pnb + row[last])
+                if row[last] > p_blank and own.last_nonblank < step:
+                    own.last_nonblank = step
+            if not cands:
+                continue
             word = prefix.rsplit(" ", 1)[-1]  # the word in progress (empty after a space)
-            h = slot(prefix, hyp)
-            h.pb = _lae(h.pb, total + float(row[blank]))
-            if hyp.last >= 0 and hyp.last != blank:  # the last token again, collapsed
-                h.pnb = _lae(h.pnb, hyp.pnb + float(row[hyp.last]))
-                if row[hyp.last] > row[blank]:
-                    h.last_nonblank = max(h.last_nonblank, step)
             for k in cands:
-                p = (hyp.pb if k == hyp.last else total) + float(row[k])
+                p = (pb if k == last else total) + row[k]
                 if p == NEG_INF:
                     continue
-                ch = self._chars[k]
-                if ch == " " and (not prefix or prefix.endswith(" ")):
-                    # Spaces around nothing add no word: the path stays on this prefix.
-                    h = slot(prefix, hyp)
-                    h.pnb = _lae(h.pnb, p)
+                ch = chars[k]
+                if ch == " ":
+                    if not prefix or prefix[-1] == " ":  # spaces around nothing add no word: the path stays
+                        own.pnb = lae(own.pnb, p)
+                        continue
+                    if lexicon is not None and not (lexicon.is_word(word) or word in self._hot_words):
+                        continue
+                    if spoken is not None:  # the sounds of a word: every word that sounds so
+                        kept = prefix[: len(prefix) - len(word)]
+                        for said in spoken(word):
+                            self._grow(nxt, kept + said + " ", hyp, k, p, row[k], step, said)
+                        continue
+                    self._grow(nxt, prefix + ch, hyp, k, p, row[k], step, word)
                     continue
-                if self._lexicon is not None and not self._spells_a_word(word, ch):
+                grown = word + ch
+                if lexicon is not None and not (grown in boosts or lexicon.is_prefix(grown)):
                     continue
-                if ch == " " and self._spoken is not None:  # the sounds of a word: every word that sounds so
-                    kept = prefix[: len(prefix) - len(word)]
-                    for spoken in self._spoken(word):
-                        grow(kept + spoken + " ", hyp, k, p, self._complete_word, spoken)
+                h = nxt.get(prefix + ch)
+                if h is not None:
+                    h.pnb = lae(h.pnb, p)
                     continue
-                grow(prefix + ch, hyp, k, p, self._score_extension, prefix, ch)
-        self.beams = dict(heapq.nlargest(self.cfg.beam, nxt.items(), key=lambda kv: kv[1].score))
+                bonus = boosts.get(grown)
+                if bonus is None:  # no longer on the way to a hotword: take the advance back
+                    lm, boost = hyp.lm - hyp.boost, 0.0
+                else:
+                    lm, boost = hyp.lm + bonus, hyp.boost + bonus
+                nxt[prefix + ch] = _Hyp(NEG_INF, p, k, lm, hyp.lm_state, boost,
+                                        hyp.tokens + (Token(k, step, row[k]),), step)
+        ranked = sorted(nxt.items(), key=_ranking, reverse=True)  # stable, as heapq.nlargest
+        self.beams = dict(ranked[: self.cfg.beam])
+
+    def _grow(self, nxt: dict, prefix: str, src: _Hyp, k: int, p: float, logprob: float, step: int,
+              word: str) -> None:
+        """src's path extended by a word boundary (token k) that completes word into prefix."""
+        h = nxt.get(prefix)
+        if h is None:
+            lm, boost, state = self._word_done(src.lm, src.boost, src.lm_state, word)
+            nxt[prefix] = _Hyp(NEG_INF, p, k, lm, state, boost, src.tokens + (Token(k, step, logprob),), step)
+        else:
+            h.pnb = _lae(h.pnb, p)
 
     def _spells_a_word(self, word: str, ch: str) -> bool:
         """Whether word + ch stays on the way to a lexicon word or hotword (a space: whether word is one)."""
@@ -160,28 +184,17 @@ class BeamDecoder:
             return self._lexicon.is_word(word) or word in self._hot_words
         return word + ch in self._prefix_boost or self._lexicon.is_prefix(word + ch)
 
-    def _score_extension(self, h: _Hyp, prefix: str, ch: str) -> None:
-        """LM, word bonus and hotwords for a hypothesis just extended by ch (h starts as a copy of its parent)."""
-        word = prefix.rsplit(" ", 1)[-1]
-        if ch == " ":
-            self._complete_word(h, word)
-            return
-        word += ch
-        bonus = self._prefix_boost.get(word)
-        if bonus is None:  # no longer on the way to a hotword: take the advance back
-            h.lm -= h.boost
-            h.boost = 0.0
-        else:
-            h.lm += bonus
-            h.boost += bonus
+    def _word_done(self, lm: float, boost: float, state, word: str) -> tuple[float, float, object]:
+        """A hypothesis's (lm, boost, lm_state) once word is complete."""
+        if word not in self.cfg.hotwords:
+            lm -= boost
+        if self.lm is not None:  # the bonus balances the LM's per-word cost; without an LM it would only add words
+            lp, state = self.lm.score(state, word)
+            lm += self.cfg.lm_weight * lp + self.cfg.word_bonus
+        return lm, 0.0, state
 
     def _complete_word(self, h: _Hyp, word: str) -> None:
-        if word not in self.cfg.hotwords:
-            h.lm -= h.boost
-        h.boost = 0.0
-        if self.lm is not None:  # the bonus balances the LM's per-word cost; without an LM it would only add words
-            lp, h.lm_state = self.lm.score(h.lm_state, word)
-            h.lm += self.cfg.lm_weight * lp + self.cfg.word_bonus
+        h.lm, h.boost, h.lm_state = self._word_done(h.lm, h.boost, h.lm_state, word)
 
     def finalize(self) -> None:
         """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
