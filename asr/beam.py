@@ -6,6 +6,7 @@ before a segment is closed.
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass, field
 
@@ -65,6 +66,8 @@ def _ranking(item: tuple[str, _Hyp]) -> float:
 
 
 class BeamDecoder:
+    _prune = True  # the exact pruning of _step (the tests turn it off to compare)
+
     def __init__(self, vocab: Vocabulary, config: BeamConfig | None = None, lm=None):
         self.vocab, self.cfg, self.lm = vocab, config or BeamConfig(), lm
         self.space = vocab.tokens.index(" ")
@@ -79,6 +82,7 @@ class BeamDecoder:
 
     def reset(self) -> None:
         self.beams = {"": _Hyp(pb=0.0, lm_state=self.lm.begin() if self.lm else None)}
+        self._settled = False  # finalize() has scored the last words: the hypotheses no longer extend as _step's
 
     @property
     def best(self) -> tuple[str, _Hyp]:
@@ -116,11 +120,22 @@ class BeamDecoder:
         blank, step, lae = self.vocab.blank_id, self.steps, _lae
         cands = [k for k in top if k != blank and row[k] >= floor]
         chars, lexicon, spoken, boosts = self._chars, self._lexicon, self._spoken, self._prefix_boost
-        p_blank = row[blank]
+        p_blank, beams, size = row[blank], self.beams, self.cfg.beam
+        totals = [lae(h.pb, h.pnb) for h in beams.values()]
+        # Pruning that changes nothing: `bounds` holds lower bounds of the final scores of distinct hypotheses of
+        # this step, `cut` the size-th largest once there are that many. A hypothesis scored below it cannot be
+        # kept, so it is not made. With characters, a prefix not in the beam has one parent and one path here, so
+        # its score is final when it is made; one in the beam scores at least its blank path plus its LM score
+        # (the same for every path to a prefix). Words made of phones have several parents: no pruning.
+        bounds = None
+        if self._prune and spoken is None and not self._settled:
+            bounds = [t + p_blank + h.lm for t, h in zip(totals, beams.values())]
+            bounds = heapq.nlargest(size, bounds) if len(bounds) > size else bounds
+            heapq.heapify(bounds)
+        cut = bounds[0] if bounds is not None and len(bounds) >= size else NEG_INF
         nxt: dict[str, _Hyp] = {}
-        for prefix, hyp in self.beams.items():
+        for (prefix, hyp), total in zip(beams.items(), totals):
             pb, pnb, last = hyp.pb, hyp.pnb, hyp.last
-            total = lae(pb, pnb)
             own = nxt.get(prefix)
             if own is None:
                 own = nxt[prefix] = _Hyp(NEG_INF, NEG_INF, last, hyp.lm, hyp.lm_state, hyp.boost, hyp.tokens,
@@ -149,28 +164,42 @@ class BeamDecoder:
                         for said in spoken(word):
                             self._grow(nxt, kept + said + " ", hyp, k, p, row[k], step, said)
                         continue
-                    self._grow(nxt, prefix + ch, hyp, k, p, row[k], step, word)
-                    continue
-                grown = word + ch
-                if lexicon is not None and not (grown in boosts or lexicon.is_prefix(grown)):
-                    continue
-                h = nxt.get(prefix + ch)
+                    grown = None
+                else:
+                    grown = word + ch
+                    if lexicon is not None and not (grown in boosts or lexicon.is_prefix(grown)):
+                        continue
+                new = prefix + ch
+                h = nxt.get(new)
                 if h is not None:
                     h.pnb = lae(h.pnb, p)
                     continue
-                bonus = boosts.get(grown)
-                if bonus is None:  # no longer on the way to a hotword: take the advance back
-                    lm, boost = hyp.lm - hyp.boost, 0.0
+                if grown is None:
+                    lm, boost, state = self._word_done(hyp.lm, hyp.boost, hyp.lm_state, word)
                 else:
-                    lm, boost = hyp.lm + bonus, hyp.boost + bonus
-                nxt[prefix + ch] = _Hyp(NEG_INF, p, k, lm, hyp.lm_state, boost,
-                                        hyp.tokens + (Token(k, step, row[k]),), step)
+                    state, bonus = hyp.lm_state, boosts.get(grown)
+                    if bonus is None:  # no longer on the way to a hotword: take the advance back
+                        lm, boost = hyp.lm - hyp.boost, 0.0
+                    else:
+                        lm, boost = hyp.lm + bonus, hyp.boost + bonus
+                if bounds is not None and new not in beams:
+                    score = p + lm
+                    if score < cut:
+                        continue
+                    if len(bounds) < size:
+                        heapq.heappush(bounds, score)
+                        if len(bounds) == size:
+                            cut = bounds[0]
+                    elif score > cut:
+                        heapq.heapreplace(bounds, score)
+                        cut = bounds[0]
+                nxt[new] = _Hyp(NEG_INF, p, k, lm, state, boost, hyp.tokens + (Token(k, step, row[k]),), step)
         ranked = sorted(nxt.items(), key=_ranking, reverse=True)  # stable, as heapq.nlargest
-        self.beams = dict(ranked[: self.cfg.beam])
+        self.beams = dict(ranked[:size])
 
     def _grow(self, nxt: dict, prefix: str, src: _Hyp, k: int, p: float, logprob: float, step: int,
               word: str) -> None:
-        """src's path extended by a word boundary (token k) that completes word into prefix."""
+        """src's path extended by a word boundary (token k) that makes its phones the word `word`, into prefix."""
         h = nxt.get(prefix)
         if h is None:
             lm, boost, state = self._word_done(src.lm, src.boost, src.lm_state, word)
@@ -199,6 +228,7 @@ class BeamDecoder:
     def finalize(self) -> None:
         """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
         done: dict[str, _Hyp] = {}
+        self._settled = True
         for prefix, hyp in self._whole_words():
             word = prefix.rsplit(" ", 1)[-1]
             if word:
