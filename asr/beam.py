@@ -133,21 +133,26 @@ class BeamDecoder:
             bounds = heapq.nlargest(size, bounds) if len(bounds) > size else bounds
             heapq.heapify(bounds)
         cut = bounds[0] if bounds is not None and len(bounds) >= size else NEG_INF
+        best_bonus = max(boosts.values(), default=NEG_INF)
         nxt: dict[str, _Hyp] = {}
         for (prefix, hyp), total in zip(beams.items(), totals):
             pb, pnb, last = hyp.pb, hyp.pnb, hyp.last
+            repeat = last >= 0 and last != blank  # the last token again, collapsed
             own = nxt.get(prefix)
-            if own is None:
-                own = nxt[prefix] = _Hyp(NEG_INF, NEG_INF, last, hyp.lm, hyp.lm_state, hyp.boost, hyp.tokens,
-                                         hyp.last_nonblank)
-            own.pb = lae(own.pb, total + p_blank)
-            if last >= 0 and last != blank:  # the last token again, collapsed
-                own.pnb = lae(own.pnb, pnb + row[last])
-                if row[last] > p_blank and own.last_nonblank < step:
-                    own.last_nonblank = step
+            if own is None:  # the usual case, made whole at once (adding to minus infinity changes nothing)
+                own = nxt[prefix] = _Hyp(total + p_blank, pnb + row[last] if repeat else NEG_INF, last, hyp.lm,
+                                         hyp.lm_state, hyp.boost, hyp.tokens, hyp.last_nonblank)
+            else:
+                own.pb = lae(own.pb, total + p_blank)
+                if repeat:
+                    own.pnb = lae(own.pnb, pnb + row[last])
+            if repeat and row[last] > p_blank and own.last_nonblank < step:
+                own.last_nonblank = step
             if not cands:
                 continue
             word = prefix.rsplit(" ", 1)[-1]  # the word in progress (empty after a space)
+            # No letter can raise the LM score above this: below the cut, the lexicon need not be asked.
+            lm_most = hyp.lm + max(best_bonus, -hyp.boost)
             for k in cands:
                 p = (pb if k == last else total) + row[k]
                 if p == NEG_INF:
@@ -166,6 +171,8 @@ class BeamDecoder:
                         continue
                     grown = None
                 else:
+                    if p + lm_most < cut and bounds is not None and prefix + ch not in beams:
+                        continue
                     grown = word + ch
                     if lexicon is not None and not (grown in boosts or lexicon.is_prefix(grown)):
                         continue
