@@ -59,7 +59,15 @@ class _Hyp:
         return self.acoustic + self.lm
 
 
+def _ranking(item: tuple[str, _Hyp]) -> float:
+    """The sort key of (prefix, hypothesis): its score, without the cost of two property calls."""
+    h = item[1]
+    return _lae(h.pb, h.pnb) + h.lm
+
+
 class BeamDecoder:
+    _prune = True  # the exact pruning of _step (the tests turn it off to compare)
+
     def __init__(self, vocab: Vocabulary, config: BeamConfig | None = None, lm=None):
         self.vocab, self.cfg, self.lm = vocab, config or BeamConfig(), lm
         self.space = vocab.tokens.index(" ")
@@ -74,6 +82,7 @@ class BeamDecoder:
 
     def reset(self) -> None:
         self.beams = {"": _Hyp(pb=0.0, lm_state=self.lm.begin() if self.lm else None)}
+        self._settled = False  # finalize() has scored the last words: the hypotheses no longer extend as _step's
 
     @property
     def best(self) -> tuple[str, _Hyp]:
@@ -97,62 +106,113 @@ class BeamDecoder:
         return self.best[1].last_nonblank
 
     def accept(self, log_probs: np.ndarray) -> None:
-        for row in log_probs:
-            self._step(row)
+        if not len(log_probs):
+            return
+        # Per chunk, not per step: numpy's per-call cost is most of what a step's sort costs.
+        order = np.argsort(log_probs, axis=1)[:, ::-1][:, : self.cfg.max_tokens]
+        floors = log_probs[np.arange(len(log_probs)), order[:, 0]] - self.cfg.token_beam
+        for row, top, floor in zip(log_probs.tolist(), order.tolist(), floors.tolist()):
+            self._step(row, top, floor)
             self.steps += 1
 
-    def _step(self, row: np.ndarray) -> None:
-        blank, step = self.vocab.blank_id, self.steps
-        order = np.argsort(row)[::-1][: self.cfg.max_tokens]
-        cands = [int(k) for k in order if k != blank and row[k] >= row[order[0]] - self.cfg.token_beam]
+    def _step(self, row: list[float], top: list[int], floor: float) -> None:
+        """One output step: row, its log-probs; top, its best tokens, best first; floor, the token beam's edge."""
+        blank, step, lae = self.vocab.blank_id, self.steps, _lae
+        cands = [k for k in top if k != blank and row[k] >= floor]
+        chars, lexicon, spoken, boosts = self._chars, self._lexicon, self._spoken, self._prefix_boost
+        p_blank, beams, size = row[blank], self.beams, self.cfg.beam
+        totals = [lae(h.pb, h.pnb) for h in beams.values()]
+        # Pruning that changes nothing: `bounds` holds lower bounds of the final scores of distinct hypotheses of
+        # this step, `cut` the size-th largest once there are that many. A hypothesis scored below it cannot be
+        # kept, so it is not made. With characters, a prefix not in the beam has one parent and one path here, so
+        # its score is final when it is made; one in the beam scores at least its blank path plus its LM score
+        # (the same for every path to a prefix). Words made of phones have several parents: no pruning.
+        bounds = None
+        if self._prune and spoken is None and not self._settled:
+            bounds = [t + p_blank + h.lm for t, h in zip(totals, beams.values())]
+            bounds = heapq.nlargest(size, bounds) if len(bounds) > size else bounds
+            heapq.heapify(bounds)
+        cut = bounds[0] if bounds is not None and len(bounds) >= size else NEG_INF
+        best_bonus = max(boosts.values(), default=NEG_INF)
         nxt: dict[str, _Hyp] = {}
-
-        def slot(prefix: str, src: _Hyp) -> _Hyp:
-            h = nxt.get(prefix)
-            if h is None:
-                h = nxt[prefix] = _Hyp(last=src.last, lm=src.lm, lm_state=src.lm_state, boost=src.boost,
-                                       tokens=src.tokens, last_nonblank=src.last_nonblank)
-            return h
-
-        def grow(new_prefix: str, src: _Hyp, k: int, p: float, score, *args) -> None:
-            """src extended by token k into new_prefix: scored (score(h, *args)) when it is new here."""
-            fresh = new_prefix not in nxt
-            h = slot(new_prefix, src)
-            if fresh:
-                h.last = k
-                h.tokens = src.tokens + (Token(k, step, float(row[k])),)
-                h.last_nonblank = step
-                score(h, *args)
-            h.pnb = _lae(h.pnb, p)
-
-        for prefix, hyp in self.beams.items():
-            total = hyp.acoustic
+        for (prefix, hyp), total in zip(beams.items(), totals):
+            pb, pnb, last = hyp.pb, hyp.pnb, hyp.last
+            repeat = last >= 0 and last != blank  # the last token again, collapsed
+            own = nxt.get(prefix)
+            if own is None:  # the usual case, made whole at once (adding to minus infinity changes nothing)
+                own = nxt[prefix] = _Hyp(total + p_blank, pnb + row[last] if repeat else NEG_INF, last, hyp.lm,
+                                         hyp.lm_state, hyp.boost, hyp.tokens, hyp.last_nonblank)
+            else:
+                own.pb = lae(own.pb, total + p_blank)
+                if repeat:
+                    own.pnb = lae(own.pnb, pnb + row[last])
+            if repeat and row[last] > p_blank and own.last_nonblank < step:
+                own.last_nonblank = step
+            if not cands:
+                continue
             word = prefix.rsplit(" ", 1)[-1]  # the word in progress (empty after a space)
-            h = slot(prefix, hyp)
-            h.pb = _lae(h.pb, total + float(row[blank]))
-            if hyp.last >= 0 and hyp.last != blank:  # the last token again, collapsed
-                h.pnb = _lae(h.pnb, hyp.pnb + float(row[hyp.last]))
-                if row[hyp.last] > row[blank]:
-                    h.last_nonblank = max(h.last_nonblank, step)
+            # No letter can raise the LM score above this: below the cut, the lexicon need not be asked.
+            lm_most = hyp.lm + max(best_bonus, -hyp.boost)
             for k in cands:
-                p = (hyp.pb if k == hyp.last else total) + float(row[k])
+                p = (pb if k == last else total) + row[k]
                 if p == NEG_INF:
                     continue
-                ch = self._chars[k]
-                if ch == " " and (not prefix or prefix.endswith(" ")):
-                    # Spaces around nothing add no word: the path stays on this prefix.
-                    h = slot(prefix, hyp)
-                    h.pnb = _lae(h.pnb, p)
+                ch = chars[k]
+                if ch == " ":
+                    if not prefix or prefix[-1] == " ":  # spaces around nothing add no word: the path stays
+                        own.pnb = lae(own.pnb, p)
+                        continue
+                    if lexicon is not None and not (lexicon.is_word(word) or word in self._hot_words):
+                        continue
+                    if spoken is not None:  # the sounds of a word: every word that sounds so
+                        kept = prefix[: len(prefix) - len(word)]
+                        for said in spoken(word):
+                            self._grow(nxt, kept + said + " ", hyp, k, p, row[k], step, said)
+                        continue
+                    grown = None
+                else:
+                    if p + lm_most < cut and bounds is not None and prefix + ch not in beams:
+                        continue
+                    grown = word + ch
+                    if lexicon is not None and not (grown in boosts or lexicon.is_prefix(grown)):
+                        continue
+                new = prefix + ch
+                h = nxt.get(new)
+                if h is not None:
+                    h.pnb = lae(h.pnb, p)
                     continue
-                if self._lexicon is not None and not self._spells_a_word(word, ch):
-                    continue
-                if ch == " " and self._spoken is not None:  # the sounds of a word: every word that sounds so
-                    kept = prefix[: len(prefix) - len(word)]
-                    for spoken in self._spoken(word):
-                        grow(kept + spoken + " ", hyp, k, p, self._complete_word, spoken)
-                    continue
-                grow(prefix + ch, hyp, k, p, self._score_extension, prefix, ch)
-        self.beams = dict(heapq.nlargest(self.cfg.beam, nxt.items(), key=lambda kv: kv[1].score))
+                if grown is None:
+                    lm, boost, state = self._word_done(hyp.lm, hyp.boost, hyp.lm_state, word)
+                else:
+                    state, bonus = hyp.lm_state, boosts.get(grown)
+                    if bonus is None:  # no longer on the way to a hotword: take the advance back
+                        lm, boost = hyp.lm - hyp.boost, 0.0
+                    else:
+                        lm, boost = hyp.lm + bonus, hyp.boost + bonus
+                if bounds is not None and new not in beams:
+                    score = p + lm
+                    if score < cut:
+                        continue
+                    if len(bounds) < size:
+                        heapq.heappush(bounds, score)
+                        if len(bounds) == size:
+                            cut = bounds[0]
+                    elif score > cut:
+                        heapq.heapreplace(bounds, score)
+                        cut = bounds[0]
+                nxt[new] = _Hyp(NEG_INF, p, k, lm, state, boost, hyp.tokens + (Token(k, step, row[k]),), step)
+        ranked = sorted(nxt.items(), key=_ranking, reverse=True)  # stable, as heapq.nlargest
+        self.beams = dict(ranked[:size])
+
+    def _grow(self, nxt: dict, prefix: str, src: _Hyp, k: int, p: float, logprob: float, step: int,
+              word: str) -> None:
+        """src's path extended by a word boundary (token k) that makes its phones the word `word`, into prefix."""
+        h = nxt.get(prefix)
+        if h is None:
+            lm, boost, state = self._word_done(src.lm, src.boost, src.lm_state, word)
+            nxt[prefix] = _Hyp(NEG_INF, p, k, lm, state, boost, src.tokens + (Token(k, step, logprob),), step)
+        else:
+            h.pnb = _lae(h.pnb, p)
 
     def _spells_a_word(self, word: str, ch: str) -> bool:
         """Whether word + ch stays on the way to a lexicon word or hotword (a space: whether word is one)."""
@@ -160,32 +220,22 @@ class BeamDecoder:
             return self._lexicon.is_word(word) or word in self._hot_words
         return word + ch in self._prefix_boost or self._lexicon.is_prefix(word + ch)
 
-    def _score_extension(self, h: _Hyp, prefix: str, ch: str) -> None:
-        """LM, word bonus and hotwords for a hypothesis just extended by ch (h starts as a copy of its parent)."""
-        word = prefix.rsplit(" ", 1)[-1]
-        if ch == " ":
-            self._complete_word(h, word)
-            return
-        word += ch
-        bonus = self._prefix_boost.get(word)
-        if bonus is None:  # no longer on the way to a hotword: take the advance back
-            h.lm -= h.boost
-            h.boost = 0.0
-        else:
-            h.lm += bonus
-            h.boost += bonus
+    def _word_done(self, lm: float, boost: float, state, word: str) -> tuple[float, float, object]:
+        """A hypothesis's (lm, boost, lm_state) once word is complete."""
+        if word not in self.cfg.hotwords:
+            lm -= boost
+        if self.lm is not None:  # the bonus balances the LM's per-word cost; without an LM it would only add words
+            lp, state = self.lm.score(state, word)
+            lm += self.cfg.lm_weight * lp + self.cfg.word_bonus
+        return lm, 0.0, state
 
     def _complete_word(self, h: _Hyp, word: str) -> None:
-        if word not in self.cfg.hotwords:
-            h.lm -= h.boost
-        h.boost = 0.0
-        if self.lm is not None:  # the bonus balances the LM's per-word cost; without an LM it would only add words
-            lp, h.lm_state = self.lm.score(h.lm_state, word)
-            h.lm += self.cfg.lm_weight * lp + self.cfg.word_bonus
+        h.lm, h.boost, h.lm_state = self._word_done(h.lm, h.boost, h.lm_state, word)
 
     def finalize(self) -> None:
         """Score every hypothesis's last word and the end of the sentence, so the best one can be chosen."""
         done: dict[str, _Hyp] = {}
+        self._settled = True
         for prefix, hyp in self._whole_words():
             word = prefix.rsplit(" ", 1)[-1]
             if word:

@@ -215,3 +215,25 @@ def test_both_arpa_readers_refuse_the_same_damaged_files(lm, kind, tmp_path):
     with pytest.raises(ValueError, match=str(bad)) as e:
         ArpaModel(str(bad))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("beam", [2, 5, 16])
+def test_pruning_changes_no_result(lm, beam):
+    """_step skips hypotheses that cannot be kept: every hypothesis kept, its scores and tokens are the same."""
+    rng = np.random.default_rng(beam)
+    for n in range(6):
+        lp = frames(spell(["the cat sat on the mat", "a dog ate the cat", "the zorg sat"][n % 3], p=0.5))
+        lp = np.log(np.exp(lp) * rng.uniform(0.2, 1.8, lp.shape))
+        lp -= np.log(np.exp(lp).sum(axis=1, keepdims=True))
+        kw = [{}, {"lexicon": False}, {"hotwords": {"zorg": 3.0, "mat": -1.0}}][n % 3]
+        runs = []
+        for prune in (True, False):
+            d = BeamDecoder(V, BeamConfig(beam=beam, token_beam=12.0, **kw), lm)
+            d._prune = prune
+            states = []
+            for i in range(0, len(lp), 5):
+                d.accept(lp[i : i + 5])
+                states.append([(p, h.pb, h.pnb, h.lm, h.boost, h.last, h.tokens) for p, h in d.beams.items()])
+            d.finalize()
+            runs.append((states, d.text, d.tokens))
+        assert runs[0] == runs[1]
