@@ -31,7 +31,7 @@ for name in "${@:-${ORDER[@]}}"; do
     "$PY" -m asr.cli export "$OUT/$name/last.pt" -o "$OUT/$name.onnx" >> "$OUT/$name.log" 2>&1
   fi
   if [ ! -s "$OUT/$name.eval.json" ]; then
-    "$PY" -m asr.cli eval "$DATA/dev.jsonl" --model "$OUT/$name.onnx" --lm "$LM" --threads 1 --json > "$OUT/$name.eval.tmp"
+    "$PY" -m asr.cli eval "$DATA/dev.jsonl" --model "$OUT/$name.onnx" --lm "$LM" --beam 32 --threads 1 --json > "$OUT/$name.eval.tmp"
     mv "$OUT/$name.eval.tmp" "$OUT/$name.eval.json"
   fi
 done
