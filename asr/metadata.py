@@ -195,13 +195,12 @@ def _validate_feature(f: FeatureConfig) -> None:
     for name in ("sample_rate", "win_length", "hop_length", "n_mels"):
         _whole(getattr(f, name), f"feature.{name}", 1)
     _whole(f.n_fft, "feature.n_fft", f.win_length)  # the window is zero-padded to the FFT size
-    for name in ("fmin", "fmax", "log_floor"):
+    for name in ("fmin", "fmax", "log_floor", "norm_seconds"):
         v = getattr(f, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"metadata feature.{name} is {v!r}, not a finite number")
-    if isinstance(f.norm_seconds, bool) or not isinstance(f.norm_seconds, (int, float)) or not f.norm_seconds >= 0 \
-            or not math.isfinite(f.norm_seconds):
-        raise ValueError(f"metadata feature.norm_seconds is {f.norm_seconds!r}, not a finite number at least 0")
+    if f.norm_seconds < 0:
+        raise ValueError(f"metadata feature.norm_seconds is {f.norm_seconds!r}, not at least 0")
     if not isinstance(f.norm_variance, bool):
         raise ValueError(f"metadata feature.norm_variance is {f.norm_variance!r}, not true or false")
     if f.log_floor <= 0:

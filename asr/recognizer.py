@@ -10,6 +10,7 @@ from importlib.resources import files
 import numpy as np
 
 from .beam import BeamConfig
+from .cache import user_cache
 from .decoders import DecodingConfig, make_decoder
 from .decoding import tokens_to_words
 from .endpoint import EndpointConfig
@@ -38,8 +39,7 @@ def default_model_path() -> str:
 def default_lm_path() -> str:
     """Where the book LM is kept: $ASR_LM, else the user's cache. It is built from the text corpora
     (scripts/build_lm.sh), not shipped: 26 MB of derived data stays out of the repository."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.environ.get("ASR_LM") or os.path.join(cache, "asr", LM_NAME)
+    return os.environ.get("ASR_LM") or user_cache(LM_NAME)
 
 
 def default_lm_for(model_path: str) -> str | None:

@@ -11,12 +11,12 @@ neither Debian-voice corpus (seeds 1 and 2) read.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from asr.manifest import read_manifest  # noqa: E402
 from asr.vocab import normalize_text  # noqa: E402
 from training.synth import Voice, plan, read_sentences  # noqa: E402
 
@@ -27,9 +27,9 @@ def planned(sentences: list[str], seed: int, count: int) -> set[str]:
 
 
 def texts(path: str) -> set[str]:
+    if path.endswith(".jsonl"):
+        return {normalize_text(item["text"]) for item in read_manifest(path)}
     with open(path, encoding="utf-8") as f:
-        if path.endswith(".jsonl"):
-            return {normalize_text(json.loads(line)["text"]) for line in f if line.strip()}
         return {normalize_text(line) for line in f if line.strip()}
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     for path in args.exclude:
         try:
             used |= texts(path)
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError) as e:
             sys.exit(f"unused_sentences: {path}: {e}")
     kept = [s for s in sentences if s not in used]
     sys.stdout.write("".join(s + "\n" for s in kept))

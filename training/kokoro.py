@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.cache import user_cache
+
 SAMPLE_RATE = 24000
 STYLE_DIM = 256
 MAX_TOKENS = 510  # a voice pack's rows; the model's context is these plus the two boundary tokens
@@ -42,8 +44,7 @@ class KokoroError(RuntimeError):
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(os.environ.get("ASR_KOKORO_DIR") or os.path.join(base, "asr", "kokoro"))
+    return Path(os.environ.get("ASR_KOKORO_DIR") or user_cache("kokoro"))
 
 
 def _package_dir(name: str) -> Path | None:

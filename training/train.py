@@ -230,20 +230,21 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
             init["model"] = passthrough_lookahead(init["model"], cfg.model)
     cfg.model.vocab_size = len(vocab)
     cfg.model.aux_vocab_size = len(heads.aux_vocab) if heads.aux_vocab else 0
-    if init and init["feature_config"].get("norm_seconds"):
-        cfg.norm_seconds, cfg.norm_variance = init["feature_config"]["norm_seconds"], init["feature_config"]["norm_variance"]
+    if init and init["feature_config"].get("norm_seconds"):  # like the architecture: the init's own
+        init_features = init["feature_config"]
+        cfg.norm_seconds, cfg.norm_variance = init_features["norm_seconds"], init_features["norm_variance"]
     feat_cfg = FeatureConfig(n_mels=cfg.model.n_mels, norm_seconds=cfg.norm_seconds,
                              norm_variance=cfg.norm_variance).with_mel_matrix()
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model).to(device)
     if init:
-        # An auxiliary head the init lacks (exports drop it) starts fresh; one it has that this run does not want goes.
-        # Other targets than the init's (characters -> phones): its acoustic layers carry over, the output layer
-        # starts fresh too.
-        heads_fresh = ("aux.", "out.") if new_outputs else ("aux.",)
-        fresh = {k: v for k, v in model.state_dict().items() if k.startswith(heads_fresh)}
-        weights = {k: v for k, v in init["model"].items() if not k.startswith(heads_fresh) or k.startswith("aux.") and k in fresh}
+        # The init's weights, but not an auxiliary head this run does not train, nor the output layer of other
+        # targets than the init's (characters -> phones); heads the init lacks (exports drop aux) start fresh.
+        own = model.state_dict()
+        weights = {k: v for k, v in init["model"].items()
+                   if not (k.startswith("aux.") and k not in own or new_outputs and k.startswith("out."))}
+        fresh = {k: v for k, v in own.items() if k.startswith(("aux.", "out."))}
         ckpt.load_weights(model, {**fresh, **weights}, cfg.init)
     state_path = os.path.join(out_dir, "last.pt")
     resumed = (ckpt.load_training_state(state_path, model, cfg.lr, device)
@@ -266,9 +267,9 @@ def setup(train_manifests: list[str], dev_manifests: list[str], out_dir: str, cf
     _log(f"train: {len(train_split.utts)} utterances, {train_split.hours:.2f} h; "
          f"dev: {len(dev_split.utts)} utterances, {dev_split.hours:.2f} h")
     if init:
-        _log(f"weights from {cfg.init} (epoch {init.get('epoch')})" + (
-            f"; its {len(init['vocab'])} outputs are not the {len(vocab)} of targets = {cfg.targets!r}: a fresh output layer"
-            if new_outputs else ""))
+        fresh_outputs = (f"; its {len(init['vocab'])} outputs are not the {len(vocab)} of targets = {cfg.targets!r}: "
+                         "a fresh output layer") if new_outputs else ""
+        _log(f"weights from {cfg.init} (epoch {init.get('epoch')}){fresh_outputs}")
     n_params = sum(p.numel() for p in model.parameters())
     _log(f"model: {n_params / 1e6:.2f} M parameters, {cfg.model}")
 
